@@ -1,0 +1,78 @@
+//! The knobs of one optimisation, named after neural-style's options.
+
+/// Which optimiser to run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum OptimizerKind {
+    /// L-BFGS keeping `history_size` curvature pairs (neural-style's default, history 100).
+    Lbfgs {
+        /// Curvature pairs kept.
+        history_size: usize,
+    },
+    /// Adam with the given learning rate.
+    Adam {
+        /// Step size; images are in [0, 1], so neural-style's 10 (for 0..255) is about 0.04 here.
+        learning_rate: f64,
+    },
+}
+
+/// Where the optimisation starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Init {
+    /// The content image itself.
+    Content,
+    /// Gray plus seeded Gaussian noise.
+    Random,
+    /// An image the caller passes (a coarser scale's result, or the user's `--init-image`).
+    Image,
+}
+
+/// Layers and weights of the objective, and how to optimise it.
+#[derive(Debug, Clone)]
+pub struct StylizeOptions {
+    /// Layers whose activations must match the content image.
+    pub content_layers: Vec<String>,
+    /// Layers whose Gram matrices must match the style target.
+    pub style_layers: Vec<String>,
+    /// Weight of the content loss.
+    pub content_weight: f64,
+    /// Weight of the style loss (applied to each style layer).
+    pub style_weight: f64,
+    /// Weight of the total-variation penalty.
+    pub tv_weight: f64,
+    /// Loss evaluations to run (each is one optimiser step).
+    pub iterations: u32,
+    /// The optimiser.
+    pub optimizer: OptimizerKind,
+    /// The starting image.
+    pub init: Init,
+    /// Whether each loss term's layer gradient is L1-normalised (neural-style's `-normalize_gradients`).
+    pub normalize_gradients: bool,
+    /// Seed for the random initialisation.
+    pub seed: u64,
+}
+
+impl Default for StylizeOptions {
+    fn default() -> Self {
+        Self {
+            content_layers: vec!["relu4_2".into()],
+            style_layers: ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
+                .map(String::from)
+                .to_vec(),
+            content_weight: DEFAULT_CONTENT_WEIGHT,
+            style_weight: DEFAULT_STYLE_WEIGHT,
+            tv_weight: DEFAULT_TV_WEIGHT,
+            iterations: 500,
+            optimizer: OptimizerKind::Lbfgs { history_size: 100 },
+            init: Init::Content,
+            normalize_gradients: false,
+            seed: 0,
+        }
+    }
+}
+
+/// Default content weight, tuned for position-normalised Gram matrices and mean losses.
+pub const DEFAULT_CONTENT_WEIGHT: f64 = 1.0;
+/// Default style weight, tuned so a 256 px render of the demo is clearly painted.
+pub const DEFAULT_STYLE_WEIGHT: f64 = 1e3;
+/// Default total-variation weight.
+pub const DEFAULT_TV_WEIGHT: f64 = 1.0;
