@@ -8,7 +8,11 @@ use image::{Rgb, Rgb32FImage};
 
 /// Returns `styled` with its chroma replaced by that of `content` (same size).
 pub fn keep_original_colors(styled: &Rgb32FImage, content: &Rgb32FImage) -> Rgb32FImage {
-    assert_eq!(styled.dimensions(), content.dimensions(), "images to recolour have one size");
+    assert_eq!(
+        styled.dimensions(),
+        content.dimensions(),
+        "images to recolour have one size"
+    );
     Rgb32FImage::from_fn(styled.width(), styled.height(), |x, y| {
         let (luma, _, _) = to_yuv(styled.get_pixel(x, y));
         let (_, u, v) = to_yuv(content.get_pixel(x, y));

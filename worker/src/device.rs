@@ -5,7 +5,10 @@ use tch::{Cuda, Device};
 
 /// Parses `auto`, `cpu`, `cuda` or `cuda:N` into a device, checking it exists.
 pub fn parse_device(name: &str) -> Result<Device> {
-    let unavailable = |reason: String| EngineError::Device { name: name.to_owned(), reason };
+    let unavailable = |reason: String| EngineError::Device {
+        name: name.to_owned(),
+        reason,
+    };
     match name.trim() {
         "auto" => Ok(Device::cuda_if_available()),
         "cpu" => Ok(Device::Cpu),

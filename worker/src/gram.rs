@@ -35,7 +35,10 @@ mod tests {
     fn gram_is_size_invariant_for_repeated_content() {
         let feats = Tensor::from_slice(&[0.5f32, -1.0, 2.0, 1.5]).reshape([1, 2, 1, 2]);
         let tiled = feats.repeat([1, 1, 3, 2]);
-        let diff = (gram(&feats).unwrap() - gram(&tiled).unwrap()).abs().max().double_value(&[]);
+        let diff = (gram(&feats).unwrap() - gram(&tiled).unwrap())
+            .abs()
+            .max()
+            .double_value(&[]);
         assert!(diff < 1e-6, "{diff}");
     }
 }

@@ -24,9 +24,16 @@ pub fn style_loss(feats: &Tensor, target_gram: &Tensor) -> Result<Tensor> {
 /// Returns the mean of squared differences between neighbouring pixels of `image` (`[1, C, H, W]`).
 pub fn tv_loss(image: &Tensor) -> Result<Tensor> {
     let (_, _, h, w) = image.size4()?;
-    let dy = image.f_narrow(2, 1, h - 1)?.f_sub(&image.f_narrow(2, 0, h - 1)?)?;
-    let dx = image.f_narrow(3, 1, w - 1)?.f_sub(&image.f_narrow(3, 0, w - 1)?)?;
-    Ok(dy.f_square()?.f_mean(None)?.f_add(&dx.f_square()?.f_mean(None)?)?)
+    let dy = image
+        .f_narrow(2, 1, h - 1)?
+        .f_sub(&image.f_narrow(2, 0, h - 1)?)?;
+    let dx = image
+        .f_narrow(3, 1, w - 1)?
+        .f_sub(&image.f_narrow(3, 0, w - 1)?)?;
+    Ok(dy
+        .f_square()?
+        .f_mean(None)?
+        .f_add(&dx.f_square()?.f_mean(None)?)?)
 }
 
 /// Replaces `loss` by a surrogate whose gradient at `feats` has unit L1 norm.
@@ -78,13 +85,17 @@ mod tests {
     #[test]
     fn content_gradient_matches_finite_differences() {
         let target = random(&[1, 3, 4, 5], 1);
-        check_gradient(&random(&[1, 3, 4, 5], 2), |x| content_loss(x, &target).unwrap());
+        check_gradient(&random(&[1, 3, 4, 5], 2), |x| {
+            content_loss(x, &target).unwrap()
+        });
     }
 
     #[test]
     fn style_gradient_matches_finite_differences() {
         let target = gram(&random(&[1, 3, 4, 4], 3)).unwrap();
-        check_gradient(&random(&[1, 3, 4, 5], 4), |x| style_loss(x, &target).unwrap());
+        check_gradient(&random(&[1, 3, 4, 5], 4), |x| {
+            style_loss(x, &target).unwrap()
+        });
     }
 
     #[test]
@@ -97,7 +108,10 @@ mod tests {
         let flat = Tensor::ones([1, 3, 4, 4], (Kind::Float, Device::Cpu));
         assert_eq!(tv_loss(&flat).unwrap().double_value(&[]), 0.0);
         // A horizontal ramp with step 0.5: dx^2 = 0.25 everywhere, dy = 0.
-        let ramp = Tensor::arange(4, (Kind::Float, Device::Cpu)).multiply_scalar(0.5).view([1, 1, 1, 4]).repeat([1, 3, 4, 1]);
+        let ramp = Tensor::arange(4, (Kind::Float, Device::Cpu))
+            .multiply_scalar(0.5)
+            .view([1, 1, 1, 4])
+            .repeat([1, 3, 4, 1]);
         assert!((tv_loss(&ramp).unwrap().double_value(&[]) - 0.25).abs() < 1e-7);
     }
 
@@ -105,7 +119,9 @@ mod tests {
     fn normalized_surrogate_has_unit_l1_gradient() {
         let feats = random(&[1, 2, 3, 3], 6).set_requires_grad(true);
         let target = random(&[1, 2, 3, 3], 7);
-        let loss = content_loss(&feats, &target).unwrap().multiply_scalar(1000.0);
+        let loss = content_loss(&feats, &target)
+            .unwrap()
+            .multiply_scalar(1000.0);
         let surrogate = normalized_surrogate(&loss, &feats).unwrap();
         let g = Tensor::run_backward(&[&surrogate], &[&feats], false, false);
         let l1 = g[0].abs().sum(Kind::Double).double_value(&[]);

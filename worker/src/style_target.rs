@@ -33,10 +33,19 @@ impl StyleTarget {
     /// Computes the weighted blend of the style images' Gram matrices at `layers`.
     pub fn compute(vgg: &Vgg19, styles: &[StyleImage<'_>], layers: &[String]) -> Result<Self> {
         if styles.is_empty() {
-            return Err(invalid("style images", "at least one style image is needed".into()));
+            return Err(invalid(
+                "style images",
+                "at least one style image is needed".into(),
+            ));
         }
-        if let Some(bad) = styles.iter().find(|s| !(s.weight.is_finite() && s.weight >= 0.0)) {
-            return Err(invalid("style blend weights", format!("weight {} is not >= 0", bad.weight)));
+        if let Some(bad) = styles
+            .iter()
+            .find(|s| !(s.weight.is_finite() && s.weight >= 0.0))
+        {
+            return Err(invalid(
+                "style blend weights",
+                format!("weight {} is not >= 0", bad.weight),
+            ));
         }
         let total: f64 = styles.iter().map(|s| s.weight).sum();
         if total <= 0.0 {
@@ -55,9 +64,15 @@ impl StyleTarget {
                     });
                 }
             }
-            Ok(sums.into_iter().map(|g| g.expect("one gram per layer")).collect())
+            Ok(sums
+                .into_iter()
+                .map(|g| g.expect("one gram per layer"))
+                .collect())
         })?;
-        Ok(Self { layers: layers.to_vec(), grams })
+        Ok(Self {
+            layers: layers.to_vec(),
+            grams,
+        })
     }
 
     /// Returns the style layers, in the order of [`StyleTarget::grams`].

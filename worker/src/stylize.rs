@@ -128,7 +128,12 @@ pub fn stylize(
             to_tensor(init, device)?
         }
     };
-    let objective = Objective { vgg, content_targets: &content_targets, target, options };
+    let objective = Objective {
+        vgg,
+        content_targets: &content_targets,
+        target,
+        options,
+    };
     let mut optimizer: Box<dyn Optimizer> = match options.optimizer {
         OptimizerKind::Lbfgs { history_size } => Box::new(Lbfgs::new(history_size, 1.0)),
         OptimizerKind::Adam { learning_rate } => Box::new(Adam::new(learning_rate)),
@@ -143,15 +148,26 @@ pub fn stylize(
         }
         let (losses, grad) = objective.evaluate(&x)?;
         if !losses.total().is_finite() {
-            return Err(EngineError::Diverged { iteration, loss: losses.total() });
+            return Err(EngineError::Diverged {
+                iteration,
+                loss: losses.total(),
+            });
         }
         initial.get_or_insert(losses);
         let status = optimizer.step(&x, losses.total(), &grad)?;
         done = iteration;
         let elapsed_secs = started.elapsed().as_secs_f64();
         let iterations = options.iterations;
-        observer.on_iteration(&Progress { iteration, iterations, losses, elapsed_secs });
-        if observer.snapshot_every().is_some_and(|n| n > 0 && iteration % n == 0) {
+        observer.on_iteration(&Progress {
+            iteration,
+            iterations,
+            losses,
+            elapsed_secs,
+        });
+        if observer
+            .snapshot_every()
+            .is_some_and(|n| n > 0 && iteration % n == 0)
+        {
             observer.on_snapshot(iteration, &to_image(&x)?);
         }
         if status == StepStatus::Converged {
@@ -159,7 +175,12 @@ pub fn stylize(
         }
     }
     let last = tch::no_grad(|| objective.losses(&x))?;
-    Ok(Stylized { image: to_image(&x)?, initial: initial.unwrap_or(last), last, iterations: done })
+    Ok(Stylized {
+        image: to_image(&x)?,
+        initial: initial.unwrap_or(last),
+        last,
+        iterations: done,
+    })
 }
 
 /// Measures the weighted losses of `image` against `content` and `target` without optimising.
@@ -174,7 +195,12 @@ pub fn measure(
     let content_layers: Vec<&str> = options.content_layers.iter().map(String::as_str).collect();
     tch::no_grad(|| {
         let content_targets = vgg.forward(&to_tensor(content, vgg.device())?, &content_layers)?;
-        let objective = Objective { vgg, content_targets: &content_targets, target, options };
+        let objective = Objective {
+            vgg,
+            content_targets: &content_targets,
+            target,
+            options,
+        };
         objective.losses(&to_tensor(image, vgg.device())?)
     })
 }
@@ -194,7 +220,12 @@ fn check_size(image: &Rgb32FImage, options: &StylizeOptions) -> Result<()> {
     let (width, height) = image.dimensions();
     if width < min || height < min {
         let layer = deepest_name(options);
-        return Err(EngineError::ImageTooSmall { width, height, layer, min });
+        return Err(EngineError::ImageTooSmall {
+            width,
+            height,
+            layer,
+            min,
+        });
     }
     Ok(())
 }
@@ -212,7 +243,9 @@ fn deepest_name(options: &StylizeOptions) -> String {
 fn random_init(content: &Rgb32FImage, seed: u64) -> Result<Tensor> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let normal = Normal::new(0.5f32, RANDOM_INIT_STD).expect("noise deviation is positive");
-    let noise: Vec<f32> = (0..content.as_raw().len()).map(|_| normal.sample(&mut rng)).collect();
+    let noise: Vec<f32> = (0..content.as_raw().len())
+        .map(|_| normal.sample(&mut rng))
+        .collect();
     let (w, h) = content.dimensions();
     Ok(Tensor::f_from_slice(&noise)?.f_reshape([1, 3, h as i64, w as i64])?)
 }
@@ -235,8 +268,12 @@ struct Terms {
 impl Objective<'_> {
     fn terms(&self, xs: &Tensor) -> Result<Terms> {
         let o = self.options;
-        let names: Vec<&str> =
-            o.content_layers.iter().chain(self.target.layers()).map(String::as_str).collect();
+        let names: Vec<&str> = o
+            .content_layers
+            .iter()
+            .chain(self.target.layers())
+            .map(String::as_str)
+            .collect();
         let mut feats = self.vgg.forward(xs, &names)?.into_iter();
         let mut content = Vec::new();
         for target in self.content_targets {
@@ -248,7 +285,11 @@ impl Objective<'_> {
             let f = feats.next().expect("one activation per style layer");
             style.push((style_loss(&f, gram)?, f));
         }
-        Ok(Terms { content, style, tv: tv_loss(xs)? })
+        Ok(Terms {
+            content,
+            style,
+            tv: tv_loss(xs)?,
+        })
     }
 
     fn weigh(&self, terms: &Terms) -> Result<Losses> {
@@ -277,8 +318,11 @@ impl Objective<'_> {
         let weighted = |ts: &[(Tensor, Tensor)], w: f64| -> Result<Tensor> {
             let mut acc = Tensor::f_zeros([], (Kind::Float, x.device()))?;
             for (loss, feats) in ts {
-                let term =
-                    if o.normalize_gradients { normalized_surrogate(loss, feats)? } else { loss.shallow_clone() };
+                let term = if o.normalize_gradients {
+                    normalized_surrogate(loss, feats)?
+                } else {
+                    loss.shallow_clone()
+                };
                 acc = acc.f_add(&term.f_mul_scalar(w)?)?;
             }
             Ok(acc)

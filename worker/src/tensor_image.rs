@@ -9,7 +9,11 @@ use crate::error::Result;
 pub fn to_tensor(image: &Rgb32FImage, device: Device) -> Result<Tensor> {
     let (w, h) = image.dimensions();
     let hwc = Tensor::f_from_slice(image.as_raw())?.f_reshape([h as i64, w as i64, 3])?;
-    Ok(hwc.f_permute([2, 0, 1])?.f_unsqueeze(0)?.f_contiguous()?.f_to_device(device)?)
+    Ok(hwc
+        .f_permute([2, 0, 1])?
+        .f_unsqueeze(0)?
+        .f_contiguous()?
+        .f_to_device(device)?)
 }
 
 /// Copies a `[1, 3, H, W]` tensor back to an RGB image, clamping to [0, 1].
@@ -33,7 +37,9 @@ mod tests {
 
     #[test]
     fn round_trip_keeps_pixels_and_layout() {
-        let image = Rgb32FImage::from_fn(5, 3, |x, y| image::Rgb([x as f32 / 5.0, y as f32 / 3.0, 0.25]));
+        let image = Rgb32FImage::from_fn(5, 3, |x, y| {
+            image::Rgb([x as f32 / 5.0, y as f32 / 3.0, 0.25])
+        });
         let xs = to_tensor(&image, Device::Cpu).unwrap();
         assert_eq!(xs.size(), [1, 3, 3, 5]);
         // Channel 0 at row 2, column 4 is x / 5.

@@ -48,7 +48,11 @@ pub enum Pooling {
 
 #[derive(Debug)]
 enum Op {
-    Conv { weight: Tensor, bias: Tensor, pad: bool },
+    Conv {
+        weight: Tensor,
+        bias: Tensor,
+        pad: bool,
+    },
     Relu,
     Pool,
 }
@@ -89,13 +93,36 @@ pub fn layer_position(name: &str) -> Result<usize> {
     layer_names()
         .iter()
         .position(|n| n == name)
-        .ok_or_else(|| EngineError::UnknownLayer { name: name.to_owned() })
+        .ok_or_else(|| EngineError::UnknownLayer {
+            name: name.to_owned(),
+        })
+}
+
+/// Returns the receptive field of a layer in input pixels (conv4_2: 84, conv5_1: 156).
+///
+/// Tiles get a halo of half this on each side, so that features near a tile's
+/// border see the same context as in an untiled render.
+pub fn receptive_field(name: &str) -> Result<u32> {
+    let pos = layer_position(name)?;
+    let (mut field, mut stride) = (1, 1);
+    for step in &layer_names()[..=pos] {
+        if step.starts_with("conv") {
+            field += 2 * stride;
+        } else if step.starts_with("pool") {
+            field += stride;
+            stride *= 2;
+        }
+    }
+    Ok(field)
 }
 
 /// Returns how many 2x2 poolings come before a layer, which sets the least image size.
 pub fn poolings_before(name: &str) -> Result<u32> {
     let pos = layer_position(name)?;
-    Ok(layer_names()[..pos].iter().filter(|n| n.starts_with("pool")).count() as u32)
+    Ok(layer_names()[..pos]
+        .iter()
+        .filter(|n| n.starts_with("pool"))
+        .count() as u32)
 }
 
 impl Vgg19 {
@@ -105,16 +132,24 @@ impl Vgg19 {
     pub fn load(path: &Path, device: Device, pooling: Pooling, deepest: &str) -> Result<Self> {
         let last = layer_position(deepest)?;
         if !path.exists() {
-            return Err(EngineError::WeightsMissing { path: path.to_owned() });
+            return Err(EngineError::WeightsMissing {
+                path: path.to_owned(),
+            });
         }
         let tensors: HashMap<String, Tensor> = Tensor::read_safetensors(path)
-            .map_err(|source| EngineError::WeightsUnreadable { path: path.to_owned(), source })?
+            .map_err(|source| EngineError::WeightsUnreadable {
+                path: path.to_owned(),
+                source,
+            })?
             .into_iter()
             .collect();
         let fetch = |name: String, expected: Vec<i64>| -> Result<Tensor> {
             let tensor = tensors
                 .get(&name)
-                .ok_or_else(|| EngineError::TensorMissing { path: path.to_owned(), name: name.clone() })?;
+                .ok_or_else(|| EngineError::TensorMissing {
+                    path: path.to_owned(),
+                    name: name.clone(),
+                })?;
             if tensor.size() != expected {
                 return Err(EngineError::TensorShape {
                     path: PathBuf::from(path),
@@ -145,7 +180,11 @@ impl Vgg19 {
             };
             steps.push(Step { name, op });
         }
-        Ok(Self { steps, pooling, device })
+        Ok(Self {
+            steps,
+            pooling,
+            device,
+        })
     }
 
     /// Returns the device the weights live on.
@@ -155,14 +194,20 @@ impl Vgg19 {
 
     /// Returns the deepest layer this network computes.
     pub fn deepest(&self) -> &str {
-        &self.steps.last().expect("a loaded network has at least one layer").name
+        &self
+            .steps
+            .last()
+            .expect("a loaded network has at least one layer")
+            .name
     }
 
     /// Runs `xs` (`[1, 3, H, W]`, RGB in [0, 1]) and returns the activations of `wanted`, in that order.
     pub fn forward(&self, xs: &Tensor, wanted: &[&str]) -> Result<Vec<Tensor>> {
         for name in wanted {
             if !self.steps.iter().any(|s| s.name == *name) {
-                return Err(EngineError::UnknownLayer { name: (*name).to_owned() });
+                return Err(EngineError::UnknownLayer {
+                    name: (*name).to_owned(),
+                });
             }
         }
         let mut found: Vec<Option<Tensor>> = (0..wanted.len()).map(|_| None).collect();
@@ -170,7 +215,11 @@ impl Vgg19 {
         for step in &self.steps {
             xs = match &step.op {
                 Op::Conv { weight, bias, pad } => {
-                    let padded = if *pad { xs.f_reflection_pad2d([1, 1, 1, 1])? } else { xs };
+                    let padded = if *pad {
+                        xs.f_reflection_pad2d([1, 1, 1, 1])?
+                    } else {
+                        xs
+                    };
                     padded.f_conv2d(weight, Some(bias), [1, 1], [0, 0], [1, 1], 1)?
                 }
                 Op::Relu => xs.f_relu()?,
@@ -188,7 +237,10 @@ impl Vgg19 {
                 break;
             }
         }
-        Ok(found.into_iter().map(|t| t.expect("every wanted layer was checked to exist")).collect())
+        Ok(found
+            .into_iter()
+            .map(|t| t.expect("every wanted layer was checked to exist"))
+            .collect())
     }
 }
 
@@ -206,6 +258,9 @@ mod tests {
         assert_eq!(poolings_before("relu1_1").unwrap(), 0);
         assert_eq!(poolings_before("relu4_2").unwrap(), 3);
         assert_eq!(poolings_before("relu5_1").unwrap(), 4);
+        assert_eq!(receptive_field("relu1_1").unwrap(), 3);
+        assert_eq!(receptive_field("relu4_2").unwrap(), 84);
+        assert_eq!(receptive_field("relu5_1").unwrap(), 156);
     }
 
     #[test]
@@ -216,9 +271,14 @@ mod tests {
 
     #[test]
     fn missing_weights_say_which_command_to_run() {
-        let err = Vgg19::load(Path::new("/nonexistent/vgg.safetensors"), Device::Cpu, Pooling::Max, "relu1_1")
-            .unwrap_err()
-            .to_string();
+        let err = Vgg19::load(
+            Path::new("/nonexistent/vgg.safetensors"),
+            Device::Cpu,
+            Pooling::Max,
+            "relu1_1",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("/nonexistent/vgg.safetensors"), "{err}");
         assert!(err.contains("scripts/setup.sh"), "{err}");
     }

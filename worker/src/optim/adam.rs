@@ -19,7 +19,14 @@ pub struct Adam {
 impl Adam {
     /// Creates Adam with the given learning rate and the paper's default betas.
     pub fn new(learning_rate: f64) -> Self {
-        Self { learning_rate, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, step: 0, moments: None }
+        Self {
+            learning_rate,
+            beta1: 0.9,
+            beta2: 0.999,
+            epsilon: 1e-8,
+            step: 0,
+            moments: None,
+        }
     }
 }
 
@@ -28,15 +35,23 @@ impl Optimizer for Adam {
         tch::no_grad(|| {
             let (m, v) = match &mut self.moments {
                 Some(moments) => moments,
-                None => self.moments.insert((grad.f_zeros_like()?, grad.f_zeros_like()?)),
+                None => self
+                    .moments
+                    .insert((grad.f_zeros_like()?, grad.f_zeros_like()?)),
             };
             self.step += 1;
-            let _ = m.f_mul_scalar_(self.beta1)?.f_add_(&grad.f_mul_scalar(1.0 - self.beta1)?)?;
-            let _ = v.f_mul_scalar_(self.beta2)?.f_add_(&grad.f_square()?.f_mul_scalar(1.0 - self.beta2)?)?;
+            let _ = m
+                .f_mul_scalar_(self.beta1)?
+                .f_add_(&grad.f_mul_scalar(1.0 - self.beta1)?)?;
+            let _ = v
+                .f_mul_scalar_(self.beta2)?
+                .f_add_(&grad.f_square()?.f_mul_scalar(1.0 - self.beta2)?)?;
             let m_hat = m.f_div_scalar(1.0 - self.beta1.powi(self.step))?;
             let v_hat = v.f_div_scalar(1.0 - self.beta2.powi(self.step))?;
             let update = m_hat.f_div(&v_hat.f_sqrt()?.f_add_scalar(self.epsilon)?)?;
-            let _ = x.shallow_clone().f_sub_(&update.f_mul_scalar(self.learning_rate)?)?;
+            let _ = x
+                .shallow_clone()
+                .f_sub_(&update.f_mul_scalar(self.learning_rate)?)?;
             Ok(StepStatus::Continue)
         })
     }
@@ -60,6 +75,9 @@ mod tests {
         let grad = Tensor::from_slice(&[4.0f64, -0.5]);
         Adam::new(0.25).step(&x, 0.0, &grad).unwrap();
         let got = Vec::<f64>::try_from(&x).unwrap();
-        assert!((got[0] - 0.75).abs() < 1e-6 && (got[1] + 1.75).abs() < 1e-6, "{got:?}");
+        assert!(
+            (got[0] - 0.75).abs() < 1e-6 && (got[1] + 1.75).abs() < 1e-6,
+            "{got:?}"
+        );
     }
 }

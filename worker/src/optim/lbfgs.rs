@@ -91,7 +91,11 @@ impl Optimizer for Lbfgs {
                     if self.history.len() == self.history_size {
                         self.history.pop_front();
                     }
-                    self.history.push_back(Curvature { s: previous_step, y, rho: 1.0 / ys });
+                    self.history.push_back(Curvature {
+                        s: previous_step,
+                        y,
+                        rho: 1.0 / ys,
+                    });
                 }
             }
 

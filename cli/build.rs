@@ -1,0 +1,3 @@
+fn main() {
+    deepstyle_torch_link::emit_link_args();
+}

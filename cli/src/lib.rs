@@ -1,0 +1,6 @@
+//! The `deepstyle` command's library: argument handling and the embedded render pipeline.
+#![warn(missing_docs)]
+
+pub mod pipeline;
+pub mod progress;
+pub mod render_cmd;
