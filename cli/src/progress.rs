@@ -99,7 +99,7 @@ impl Reporter for RenderProgress {
                 l.tv
             ));
         } else if self.print_every > 0
-            && (p.iteration % self.print_every == 0 || p.iteration == p.iterations)
+            && (p.iteration.is_multiple_of(self.print_every) || p.iteration == p.iterations)
         {
             info!(
                 scale = stage.scale,

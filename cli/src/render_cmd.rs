@@ -197,6 +197,7 @@ impl RenderArgs {
             init,
             normalize_gradients: self.normalize_gradients,
             seed: self.seed,
+            region: None,
         })
     }
 

@@ -4,10 +4,27 @@
 //! - [`imaging`]: decoding user images safely and writing results.
 //! - [`tiling`]: cutting an output into overlapping tiles and the weights that blend them.
 //! - [`stitch`]: putting optimised tiles back together.
+//! - [`layers`]: VGG19's layer names and receptive fields.
 //! - [`scales`]: the coarse-to-fine pyramid of a job.
+//! - [`ids`]: the job, task, tile and worker identifiers that cross the wire.
+//! - [`store`]: jobs, tasks and leases in Redis or in memory.
+//! - [`blob`]: images, tile inputs and results, outside Redis.
+//! - [`jobs`]: the job manager that drives a job scale by scale.
+//! - [`color`]: keeping the content's colours on the output.
+//! - [`service`]: the JobService and WorkerService gRPC servers.
+//! - [`config`]: the coordinator process settings.
 #![warn(missing_docs)]
 
+pub mod blob;
+pub mod color;
+pub mod config;
+pub mod defaults;
+pub mod ids;
 pub mod imaging;
+pub mod jobs;
+pub mod layers;
 pub mod scales;
+pub mod service;
 pub mod stitch;
+pub mod store;
 pub mod tiling;

@@ -1,5 +1,7 @@
 //! The knobs of one optimisation, named after neural-style's options.
 
+use deepstyle_coordinator::defaults;
+
 /// Which optimiser to run.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum OptimizerKind {
@@ -26,6 +28,19 @@ pub enum Init {
     Image,
 }
 
+/// A rectangle of the image, in pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Region {
+    /// Left edge.
+    pub x: u32,
+    /// Top edge.
+    pub y: u32,
+    /// Width.
+    pub width: u32,
+    /// Height.
+    pub height: u32,
+}
+
 /// Layers and weights of the objective, and how to optimise it.
 #[derive(Debug, Clone)]
 pub struct StylizeOptions {
@@ -49,15 +64,19 @@ pub struct StylizeOptions {
     pub normalize_gradients: bool,
     /// Seed for the random initialisation.
     pub seed: u64,
+    /// The part of the image that is optimised and measured; the rest is fixed context.
+    ///
+    /// Tiles set it to their core: the halo around it only feeds the receptive
+    /// fields, so each core must carry the style statistics on its own and the
+    /// stitched image matches the style target as a whole. `None` is the whole image.
+    pub region: Option<Region>,
 }
 
 impl Default for StylizeOptions {
     fn default() -> Self {
         Self {
-            content_layers: vec!["relu4_2".into()],
-            style_layers: ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
-                .map(String::from)
-                .to_vec(),
+            content_layers: defaults::CONTENT_LAYERS.map(String::from).to_vec(),
+            style_layers: defaults::STYLE_LAYERS.map(String::from).to_vec(),
             content_weight: DEFAULT_CONTENT_WEIGHT,
             style_weight: DEFAULT_STYLE_WEIGHT,
             tv_weight: DEFAULT_TV_WEIGHT,
@@ -66,13 +85,14 @@ impl Default for StylizeOptions {
             init: Init::Content,
             normalize_gradients: false,
             seed: 0,
+            region: None,
         }
     }
 }
 
-/// Default content weight, tuned for position-normalised Gram matrices and mean losses.
-pub const DEFAULT_CONTENT_WEIGHT: f64 = 1.0;
-/// Default style weight, tuned so a 256 px render of the demo is clearly painted.
-pub const DEFAULT_STYLE_WEIGHT: f64 = 1e3;
+/// Default content weight (see [`deepstyle_coordinator::defaults`]).
+pub const DEFAULT_CONTENT_WEIGHT: f64 = defaults::CONTENT_WEIGHT;
+/// Default style weight.
+pub const DEFAULT_STYLE_WEIGHT: f64 = defaults::STYLE_WEIGHT;
 /// Default total-variation weight.
-pub const DEFAULT_TV_WEIGHT: f64 = 1.0;
+pub const DEFAULT_TV_WEIGHT: f64 = defaults::TV_WEIGHT;

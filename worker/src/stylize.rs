@@ -15,7 +15,7 @@ use tch::{Kind, Tensor};
 use crate::error::{EngineError, Result};
 use crate::loss::{content_loss, normalized_surrogate, style_loss, tv_loss};
 use crate::optim::{Adam, Lbfgs, Optimizer, StepStatus};
-use crate::options::{Init, OptimizerKind, StylizeOptions};
+use crate::options::{Init, OptimizerKind, Region, StylizeOptions};
 use crate::style_target::StyleTarget;
 use crate::tensor_image::{to_image, to_tensor};
 use crate::vgg::{poolings_before, Vgg19};
@@ -128,8 +128,18 @@ pub fn stylize(
             to_tensor(init, device)?
         }
     };
+    let mask = match options.region {
+        Some(region) => Some(region_mask(
+            region,
+            content.width(),
+            content.height(),
+            device,
+        )?),
+        None => None,
+    };
     let objective = Objective {
         vgg,
+        mask: mask.as_ref(),
         content_targets: &content_targets,
         target,
         options,
@@ -166,7 +176,7 @@ pub fn stylize(
         });
         if observer
             .snapshot_every()
-            .is_some_and(|n| n > 0 && iteration % n == 0)
+            .is_some_and(|n| n > 0 && iteration.is_multiple_of(n))
         {
             observer.on_snapshot(iteration, &to_image(&x)?);
         }
@@ -197,6 +207,7 @@ pub fn measure(
         let content_targets = vgg.forward(&to_tensor(content, vgg.device())?, &content_layers)?;
         let objective = Objective {
             vgg,
+            mask: None,
             content_targets: &content_targets,
             target,
             options,
@@ -218,6 +229,16 @@ pub fn min_side(options: &StylizeOptions) -> Result<u32> {
 fn check_size(image: &Rgb32FImage, options: &StylizeOptions) -> Result<()> {
     let min = min_side(options)?;
     let (width, height) = image.dimensions();
+    if let Some(r) = options.region {
+        let inside =
+            r.width > 0 && r.height > 0 && r.x + r.width <= width && r.y + r.height <= height;
+        if !inside {
+            return Err(EngineError::InvalidOption {
+                field: "region",
+                reason: format!("{r:?} is not inside the {width}x{height} image"),
+            });
+        }
+    }
     if width < min || height < min {
         let layer = deepest_name(options);
         return Err(EngineError::ImageTooSmall {
@@ -250,9 +271,38 @@ fn random_init(content: &Rgb32FImage, seed: u64) -> Result<Tensor> {
     Ok(Tensor::f_from_slice(&noise)?.f_reshape([1, 3, h as i64, w as i64])?)
 }
 
+/// Crops `feats` of `layer` to the feature positions that `region` (in image pixels) covers.
+fn crop_features(feats: &Tensor, region: Option<Region>, layer: &str) -> Result<Tensor> {
+    let Some(r) = region else {
+        return Ok(feats.shallow_clone());
+    };
+    let stride = 1i64 << poolings_before(layer)?;
+    let (_, _, h, w) = feats.size4()?;
+    let span = |start: u32, len: u32, size: i64| {
+        let first = (start as i64 / stride).min(size - 1);
+        let end = ((start + len) as i64 + stride - 1) / stride;
+        (first, (end.min(size) - first).max(1))
+    };
+    let (y0, rows) = span(r.y, r.height, h);
+    let (x0, cols) = span(r.x, r.width, w);
+    Ok(feats.f_narrow(2, y0, rows)?.f_narrow(3, x0, cols)?)
+}
+
+/// Returns a `[1, 1, H, W]` mask that is one inside `region` and zero elsewhere.
+fn region_mask(region: Region, width: u32, height: u32, device: tch::Device) -> Result<Tensor> {
+    let mask = Tensor::f_zeros([1, 1, height as i64, width as i64], (Kind::Float, device))?;
+    let _ = mask
+        .f_narrow(2, region.y as i64, region.height as i64)?
+        .f_narrow(3, region.x as i64, region.width as i64)?
+        .f_fill_(1.0)?;
+    Ok(mask)
+}
+
 /// The objective of one optimisation with its fixed targets.
 struct Objective<'a> {
     vgg: &'a Vgg19,
+    /// Zero outside the optimised region, so the context pixels stay fixed.
+    mask: Option<&'a Tensor>,
     content_targets: &'a [Tensor],
     target: &'a StyleTarget,
     options: &'a StylizeOptions,
@@ -276,20 +326,20 @@ impl Objective<'_> {
             .collect();
         let mut feats = self.vgg.forward(xs, &names)?.into_iter();
         let mut content = Vec::new();
-        for target in self.content_targets {
+        for (target, layer) in self.content_targets.iter().zip(&o.content_layers) {
             let f = feats.next().expect("one activation per content layer");
-            content.push((content_loss(&f, target)?, f));
+            let f = crop_features(&f, o.region, layer)?;
+            let target = crop_features(target, o.region, layer)?;
+            content.push((content_loss(&f, &target)?, f));
         }
         let mut style = Vec::new();
-        for gram in self.target.grams() {
+        for (gram, layer) in self.target.grams().iter().zip(self.target.layers()) {
             let f = feats.next().expect("one activation per style layer");
+            let f = crop_features(&f, o.region, layer)?;
             style.push((style_loss(&f, gram)?, f));
         }
-        Ok(Terms {
-            content,
-            style,
-            tv: tv_loss(xs)?,
-        })
+        let tv = tv_loss(&crop_features(xs, o.region, "input_norm")?)?;
+        Ok(Terms { content, style, tv })
     }
 
     fn weigh(&self, terms: &Terms) -> Result<Losses> {
@@ -330,9 +380,12 @@ impl Objective<'_> {
         let objective = weighted(&terms.content, o.content_weight)?
             .f_add(&weighted(&terms.style, o.style_weight)?)?
             .f_add(&terms.tv.f_mul_scalar(o.tv_weight)?)?;
-        let grad = Tensor::f_run_backward(&[&objective], &[&var], false, false)?
+        let mut grad = Tensor::f_run_backward(&[&objective], &[&var], false, false)?
             .pop()
             .expect("one gradient per input");
+        if let Some(mask) = self.mask {
+            grad = grad.f_mul(mask)?;
+        }
         Ok((losses, grad))
     }
 }

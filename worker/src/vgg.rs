@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 
 use tch::{Device, Kind, Tensor};
 
+use deepstyle_coordinator::layers::{self, layer_names};
+
 use crate::error::{EngineError, Result};
 
 /// The convolutions of VGG19 in order, with their (input, output) channels.
@@ -72,57 +74,25 @@ pub struct Vgg19 {
     device: Device,
 }
 
-/// Returns every layer name in network order (`input_norm`, `conv1_1`, `relu1_1`, ..., `pool1`, ...).
-pub fn layer_names() -> Vec<String> {
-    let mut names = vec!["input_norm".to_owned()];
-    let mut block = 1;
-    for (conv, _, _) in CONVS {
-        let this_block = conv.as_bytes()[4] - b'0';
-        if this_block != block {
-            names.push(format!("pool{block}"));
-            block = this_block;
-        }
-        names.push(conv.to_owned());
-        names.push(conv.replace("conv", "relu"));
-    }
-    names
-}
-
 /// Returns the position of a layer in network order, or an error naming it.
 pub fn layer_position(name: &str) -> Result<usize> {
-    layer_names()
-        .iter()
-        .position(|n| n == name)
-        .ok_or_else(|| EngineError::UnknownLayer {
-            name: name.to_owned(),
-        })
+    layers::layer_position(name).ok_or_else(|| unknown(name))
 }
 
-/// Returns the receptive field of a layer in input pixels (conv4_2: 84, conv5_1: 156).
-///
-/// Tiles get a halo of half this on each side, so that features near a tile's
-/// border see the same context as in an untiled render.
+/// Returns the receptive field of a layer in input pixels.
 pub fn receptive_field(name: &str) -> Result<u32> {
-    let pos = layer_position(name)?;
-    let (mut field, mut stride) = (1, 1);
-    for step in &layer_names()[..=pos] {
-        if step.starts_with("conv") {
-            field += 2 * stride;
-        } else if step.starts_with("pool") {
-            field += stride;
-            stride *= 2;
-        }
-    }
-    Ok(field)
+    layers::receptive_field(name).ok_or_else(|| unknown(name))
 }
 
 /// Returns how many 2x2 poolings come before a layer, which sets the least image size.
 pub fn poolings_before(name: &str) -> Result<u32> {
-    let pos = layer_position(name)?;
-    Ok(layer_names()[..pos]
-        .iter()
-        .filter(|n| n.starts_with("pool"))
-        .count() as u32)
+    layers::poolings_before(name).ok_or_else(|| unknown(name))
+}
+
+fn unknown(name: &str) -> EngineError {
+    EngineError::UnknownLayer {
+        name: name.to_owned(),
+    }
 }
 
 impl Vgg19 {
@@ -247,21 +217,6 @@ impl Vgg19 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn layer_order_matches_vgg19() {
-        let names = layer_names();
-        assert_eq!(names.len(), 1 + 16 * 2 + 4);
-        assert_eq!(names[1], "conv1_1");
-        assert_eq!(names[5], "pool1");
-        assert_eq!(names.last().unwrap(), "relu5_4");
-        assert_eq!(poolings_before("relu1_1").unwrap(), 0);
-        assert_eq!(poolings_before("relu4_2").unwrap(), 3);
-        assert_eq!(poolings_before("relu5_1").unwrap(), 4);
-        assert_eq!(receptive_field("relu1_1").unwrap(), 3);
-        assert_eq!(receptive_field("relu4_2").unwrap(), 84);
-        assert_eq!(receptive_field("relu5_1").unwrap(), 156);
-    }
 
     #[test]
     fn unknown_layer_is_named() {

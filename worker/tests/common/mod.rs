@@ -6,7 +6,7 @@ use deepstyle_coordinator::imaging::{self, DecodeLimits};
 use image::Rgb32FImage;
 
 /// Returns the converted weights of this checkout, as `scripts/setup.sh` writes them.
-pub fn weights() -> PathBuf {
+pub(crate) fn weights() -> PathBuf {
     let path =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/vgg19_normalised.safetensors");
     assert!(
@@ -18,7 +18,8 @@ pub fn weights() -> PathBuf {
 }
 
 /// Loads a bundled example image resized so its longest side is `longest`.
-pub fn example(name: &str, longest: u32) -> Rgb32FImage {
+#[allow(dead_code)] // Not every test binary renders examples.
+pub(crate) fn example(name: &str, longest: u32) -> Rgb32FImage {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../examples/inputs")
         .join(name);

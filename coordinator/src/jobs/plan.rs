@@ -1,0 +1,285 @@
+//! Job specs: defaults, validation and the plan of scales and tiles they lead to.
+//!
+//! The plan follows the embedded renderer exactly (the CLI's `pipeline` module): the halo is
+//! half the deepest layer's receptive field, a scale is tiled when its longest side exceeds the
+//! tile size, tiles have a core of `tile_size - 2 * halo` and an overlap of at most
+//! `(core - 1) / 2`, and the style images of a scale are resized to
+//! `clamp(round(style_scale * longest side), 1, max_style_size)`.
+
+use deepstyle_proto::v1::{Init, JobSpec, Optimizer, StyleParams};
+
+use super::JobError;
+use crate::defaults;
+use crate::layers::{layer_position, receptive_field};
+use crate::scales::{plan_scales, Scale, ScaleError, ScalePlanOptions};
+use crate::tiling::{plan_tiles, Rect, Tile, TilePlan};
+
+/// Largest output side accepted, in pixels.
+pub const MAX_SIZE_PX: u32 = 16384;
+
+/// Most iterations accepted at the finest scale.
+pub const MAX_ITERATIONS: u32 = 100_000;
+
+/// Largest halo accepted, in pixels.
+pub const MAX_HALO_PX: u32 = 4096;
+
+const DEFAULT_SIZE_PX: u32 = 512;
+const DEFAULT_ITERATIONS: u32 = 500;
+const DEFAULT_TILE_SIZE_PX: u32 = 512;
+const DEFAULT_OVERLAP_PX: u32 = 128;
+const DEFAULT_MAX_STYLE_SIZE_PX: u32 = 1024;
+const DEFAULT_LEARNING_RATE: f64 = 0.02;
+const DEFAULT_LBFGS_HISTORY: u32 = 100;
+
+fn invalid(field: &str, reason: impl Into<String>) -> JobError {
+    JobError::InvalidArgument {
+        field: field.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// Returns the spec with every zero or absent value replaced by its documented default.
+pub fn with_defaults(mut spec: JobSpec) -> JobSpec {
+    let params = spec.params.get_or_insert_with(StyleParams::default);
+    if params.content_layers.is_empty() {
+        params.content_layers = defaults::CONTENT_LAYERS.map(String::from).to_vec();
+    }
+    if params.style_layers.is_empty() {
+        params.style_layers = defaults::STYLE_LAYERS.map(String::from).to_vec();
+    }
+    params
+        .content_weight
+        .get_or_insert(defaults::CONTENT_WEIGHT);
+    params.style_weight.get_or_insert(defaults::STYLE_WEIGHT);
+    params.tv_weight.get_or_insert(defaults::TV_WEIGHT);
+    if params.learning_rate == 0.0 {
+        params.learning_rate = DEFAULT_LEARNING_RATE;
+    }
+    if params.lbfgs_history == 0 {
+        params.lbfgs_history = DEFAULT_LBFGS_HISTORY;
+    }
+    if spec.styles.iter().all(|s| s.weight == 0.0) {
+        spec.styles.iter_mut().for_each(|s| s.weight = 1.0);
+    }
+    let zero_default = |v: &mut u32, d: u32| *v = if *v == 0 { d } else { *v };
+    zero_default(&mut spec.size, DEFAULT_SIZE_PX);
+    zero_default(&mut spec.iterations, DEFAULT_ITERATIONS);
+    zero_default(&mut spec.max_style_size, DEFAULT_MAX_STYLE_SIZE_PX);
+    zero_default(&mut spec.tile_size, DEFAULT_TILE_SIZE_PX);
+    zero_default(&mut spec.overlap, DEFAULT_OVERLAP_PX);
+    zero_default(&mut spec.base_size, crate::scales::DEFAULT_BASE_SIZE_PX);
+    if spec.style_scale == 0.0 {
+        spec.style_scale = 1.0;
+    }
+    if spec.scale_ratio == 0.0 {
+        spec.scale_ratio = crate::scales::DEFAULT_SCALE_RATIO;
+    }
+    spec
+}
+
+/// Checks the parts of a (defaulted) spec that do not need the images.
+pub fn validate(spec: &JobSpec) -> Result<(), JobError> {
+    if !is_sha256(&spec.content_sha256) {
+        return Err(invalid("content_sha256", "must be 64 lowercase hex digits"));
+    }
+    if spec.styles.is_empty() {
+        return Err(invalid("styles", "at least one style image is needed"));
+    }
+    for (i, style) in spec.styles.iter().enumerate() {
+        if !is_sha256(&style.image_sha256) {
+            return Err(invalid(
+                &format!("styles[{i}].image_sha256"),
+                "must be 64 hex digits",
+            ));
+        }
+        if !(style.weight.is_finite() && style.weight >= 0.0) {
+            return Err(invalid(
+                &format!("styles[{i}].weight"),
+                "must be finite and >= 0",
+            ));
+        }
+    }
+    let params = spec.params.clone().unwrap_or_default();
+    if params.init() == Init::Image && spec.init_sha256.is_none() {
+        return Err(invalid(
+            "init_sha256",
+            "params.init is INIT_IMAGE but no init image given",
+        ));
+    }
+    if let Some(init) = &spec.init_sha256 {
+        if !is_sha256(init) {
+            return Err(invalid("init_sha256", "must be 64 lowercase hex digits"));
+        }
+    }
+    if spec.size > MAX_SIZE_PX {
+        return Err(invalid("size", format!("must be at most {MAX_SIZE_PX}")));
+    }
+    if spec.iterations > MAX_ITERATIONS {
+        return Err(invalid(
+            "iterations",
+            format!("must be at most {MAX_ITERATIONS}"),
+        ));
+    }
+    for (field, layers) in [
+        ("params.content_layers", &params.content_layers),
+        ("params.style_layers", &params.style_layers),
+    ] {
+        if let Some(bad) = layers.iter().find(|l| layer_position(l).is_none()) {
+            return Err(invalid(field, format!("unknown VGG19 layer {bad:?}")));
+        }
+    }
+    for (field, value) in [
+        (
+            "params.content_weight",
+            params.content_weight.unwrap_or(0.0),
+        ),
+        ("params.style_weight", params.style_weight.unwrap_or(0.0)),
+        ("params.tv_weight", params.tv_weight.unwrap_or(0.0)),
+    ] {
+        if !(value.is_finite() && value >= 0.0) {
+            return Err(invalid(field, "must be finite and >= 0"));
+        }
+    }
+    if params.optimizer() == Optimizer::Adam
+        && !(params.learning_rate.is_finite() && params.learning_rate > 0.0)
+    {
+        return Err(invalid("params.learning_rate", "must be finite and > 0"));
+    }
+    if params.lbfgs_history > 1000 {
+        return Err(invalid("params.lbfgs_history", "must be at most 1000"));
+    }
+    if !(spec.style_scale.is_finite() && spec.style_scale > 0.0 && spec.style_scale <= 100.0) {
+        return Err(invalid("style_scale", "must be in (0, 100]"));
+    }
+    if spec.max_style_size > MAX_SIZE_PX {
+        return Err(invalid(
+            "max_style_size",
+            format!("must be at most {MAX_SIZE_PX}"),
+        ));
+    }
+    if spec.tile_size > MAX_SIZE_PX {
+        return Err(invalid(
+            "tile_size",
+            format!("must be at most {MAX_SIZE_PX}"),
+        ));
+    }
+    if spec.halo.is_some_and(|h| h > MAX_HALO_PX) {
+        return Err(invalid("halo", format!("must be at most {MAX_HALO_PX}")));
+    }
+    Ok(())
+}
+
+/// The scales and tiles of one job, derived from its spec and output size.
+#[derive(Debug, Clone)]
+pub struct JobPlan {
+    /// The pyramid, coarsest first; the last scale is the output size.
+    pub scales: Vec<Scale>,
+    /// The tile plan of each scale, `None` where the scale is optimised whole.
+    pub tiles: Vec<Option<TilePlan>>,
+    /// Context around each tile, in pixels.
+    pub halo: u32,
+    /// Longest side of the style images at each scale.
+    pub style_sizes: Vec<u32>,
+}
+
+impl JobPlan {
+    /// Returns how many tile tasks a scale has (1 when it is optimised whole).
+    pub fn num_tiles(&self, scale: usize) -> usize {
+        self.tiles[scale].as_ref().map_or(1, TilePlan::num_tiles)
+    }
+
+    /// Returns the crop (halo included) and the inner rect relative to it of a tile task.
+    pub fn tile_rects(&self, scale: usize, tile: usize) -> Option<(Rect, Rect)> {
+        let s = self.scales.get(scale)?;
+        match &self.tiles[scale] {
+            None => (tile == 0).then(|| {
+                let full = Rect::new(0, 0, s.width, s.height);
+                (full, full)
+            }),
+            Some(plan) => {
+                let tile: &Tile = plan.tile(tile)?;
+                Some((
+                    plan.halo_rect(tile, self.halo),
+                    plan.inner_rect(tile, self.halo),
+                ))
+            }
+        }
+    }
+}
+
+/// Plans a validated spec for an output of `width` x `height`.
+pub fn plan(spec: &JobSpec, width: u32, height: u32) -> Result<JobPlan, JobError> {
+    let params = spec.params.clone().unwrap_or_default();
+    let halo = match spec.halo {
+        Some(halo) => halo,
+        None => {
+            let layers = params.content_layers.iter().chain(&params.style_layers);
+            layers
+                .filter_map(|l| receptive_field(l))
+                .max()
+                .unwrap_or(1)
+                .div_ceil(2)
+        }
+    };
+    let options = ScalePlanOptions {
+        num_scales: spec.num_scales,
+        scale_ratio: spec.scale_ratio,
+        base_size: spec.base_size,
+        iterations: spec.iterations,
+        ..ScalePlanOptions::default()
+    };
+    let scales = plan_scales(width, height, &options).map_err(|e| {
+        let field = match e {
+            ScaleError::EmptyOutput { .. } => "size",
+            ScaleError::InvalidRatio { .. } => "scale_ratio",
+            ScaleError::EmptyBase { .. } => "base_size",
+            ScaleError::NoIterations { .. } | ScaleError::InvalidIterationFactor { .. } => {
+                "iterations"
+            }
+            _ => "num_scales",
+        };
+        invalid(field, e.to_string())
+    })?;
+    let mut tiles = Vec::with_capacity(scales.len());
+    for scale in &scales {
+        if scale.width.max(scale.height) <= spec.tile_size {
+            tiles.push(None);
+            continue;
+        }
+        if spec.tile_size <= 2 * halo {
+            return Err(invalid(
+                "tile_size",
+                format!(
+                    "{} leaves no room inside a halo of {halo} px",
+                    spec.tile_size
+                ),
+            ));
+        }
+        let core = spec.tile_size - 2 * halo;
+        let overlap = spec.overlap.min(core.saturating_sub(1) / 2);
+        let plan = plan_tiles(scale.width, scale.height, core, overlap)
+            .map_err(|e| invalid("tile_size", e.to_string()))?;
+        tiles.push(Some(plan));
+    }
+    let style_sizes = scales
+        .iter()
+        .map(|s| {
+            let longest = (spec.style_scale * f64::from(s.width.max(s.height))).round();
+            (longest.min(f64::from(u32::MAX)) as u32).clamp(1, spec.max_style_size.max(1))
+        })
+        .collect();
+    Ok(JobPlan {
+        scales,
+        tiles,
+        halo,
+        style_sizes,
+    })
+}
+
+/// Returns whether `value` is a lowercase hex sha256.
+pub fn is_sha256(value: &str) -> bool {
+    value.len() == 64
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}

@@ -1,0 +1,117 @@
+//! The image steps of a job, run on blocking threads: tile inputs, stitching and the output.
+
+use deepstyle_proto::v1::JobSpec;
+use image::Rgb32FImage;
+
+use super::plan::JobPlan;
+use super::JobError;
+use crate::color::keep_original_colors;
+use crate::imaging::{self, BitDepth, DecodeLimits, LoadedImage};
+use crate::stitch::{crop, Stitcher};
+use crate::tiling::Rect;
+
+/// Decodes a stored image, naming the blob in the error.
+pub(super) fn decode(
+    key: &str,
+    bytes: &[u8],
+    limits: &DecodeLimits,
+) -> Result<LoadedImage, JobError> {
+    imaging::decode(bytes, limits).map_err(|e| JobError::Image {
+        key: key.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+fn png16(key: &str, image: &Rgb32FImage) -> Result<Vec<u8>, JobError> {
+    imaging::encode_png(image, None, BitDepth::Sixteen).map_err(|e| JobError::Image {
+        key: key.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+/// The inputs of one tile task, encoded as 16-bit PNGs.
+#[derive(Debug)]
+pub(super) struct TileInputs {
+    pub(super) content: Vec<u8>,
+    pub(super) init: Option<Vec<u8>>,
+    pub(super) inner: Rect,
+}
+
+/// Cuts a scale's content (and start image, if any) into the crops of its tile tasks.
+pub(super) fn tile_inputs(
+    plan: &JobPlan,
+    scale: usize,
+    content: &Rgb32FImage,
+    init: Option<&Rgb32FImage>,
+) -> Result<Vec<TileInputs>, JobError> {
+    let s = plan.scales[scale];
+    let content_s = imaging::resize(content, s.width, s.height);
+    let init_s = init.map(|i| imaging::resize(i, s.width, s.height));
+    (0..plan.num_tiles(scale))
+        .map(|tile| {
+            let (outer, inner) = plan
+                .tile_rects(scale, tile)
+                .expect("tile index is in the plan");
+            Ok(TileInputs {
+                content: png16("tile content", &crop(&content_s, outer))?,
+                init: init_s
+                    .as_ref()
+                    .map(|i| png16("tile init", &crop(i, outer)))
+                    .transpose()?,
+                inner,
+            })
+        })
+        .collect()
+}
+
+/// Blends a scale's tile results (16-bit PNGs in tile order) into the scale image.
+pub(super) fn stitch(
+    plan: &JobPlan,
+    scale: usize,
+    results: &[(String, Vec<u8>)],
+    limits: &DecodeLimits,
+) -> Result<Vec<u8>, JobError> {
+    let image = match &plan.tiles[scale] {
+        None => {
+            let (key, bytes) = results
+                .first()
+                .ok_or(JobError::Internal("no tile result"))?;
+            decode(key, bytes, limits)?.rgb
+        }
+        Some(tile_plan) => {
+            let mut stitcher = Stitcher::new(tile_plan)?;
+            for (tile, (key, bytes)) in tile_plan.tiles().iter().zip(results) {
+                stitcher.add(tile, &decode(key, bytes, limits)?.rgb)?;
+            }
+            stitcher.finish()?
+        }
+    };
+    png16("scale result", &image)
+}
+
+/// Makes the output from the last scale: original colours, alpha, then PNG at the asked depth.
+pub(super) fn output(
+    spec: &JobSpec,
+    last: &Rgb32FImage,
+    content: &LoadedImage,
+) -> Result<Vec<u8>, JobError> {
+    let (width, height) = last.dimensions();
+    let mut image = last.clone();
+    if spec.original_colors {
+        let content_at_size = imaging::resize(&content.rgb, width, height);
+        image = keep_original_colors(&image, &content_at_size);
+    }
+    let alpha = match (&content.alpha, spec.keep_alpha) {
+        (Some(alpha), true) => Some(imaging::resize_alpha(alpha, width, height)),
+        _ => None,
+    };
+    let depth = if spec.sixteen_bit {
+        BitDepth::Sixteen
+    } else {
+        BitDepth::Eight
+    };
+    imaging::encode_png(&image, alpha.as_ref(), depth).map_err(|e| JobError::Image {
+        key: "output".into(),
+        reason: e.to_string(),
+    })
+}

@@ -1,0 +1,101 @@
+//! The gRPC services: JobService for clients and WorkerService for workers, on one port, with
+//! grpc.health.v1 and server reflection.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use deepstyle_proto::v1::job_service_server::JobServiceServer;
+use deepstyle_proto::v1::worker_service_server::WorkerServiceServer;
+use deepstyle_proto::{FILE_DESCRIPTOR_SET, MAX_MESSAGE_BYTES};
+use futures::FutureExt;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tracing::info;
+
+use crate::jobs::JobManager;
+
+mod error;
+mod job_api;
+mod worker_api;
+
+pub use error::{status_code, ServiceError};
+pub use job_api::JobApi;
+pub use worker_api::WorkerApi;
+
+/// Default largest image upload or task result, in bytes (1 GiB).
+pub const MAX_UPLOAD_BYTES: usize = 1 << 30;
+
+/// Default heartbeat interval told to workers, in milliseconds.
+pub const HEARTBEAT_INTERVAL_MS: u32 = 5_000;
+
+/// Knobs of the services.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeOptions {
+    /// Largest upload or result accepted, in bytes.
+    pub max_upload_bytes: usize,
+    /// Heartbeat interval told to workers, in milliseconds.
+    pub heartbeat_interval_ms: u32,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            max_upload_bytes: MAX_UPLOAD_BYTES,
+            heartbeat_interval_ms: HEARTBEAT_INTERVAL_MS,
+        }
+    }
+}
+
+/// Errors that stop the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The transport failed.
+    #[error(transparent)]
+    Transport(#[from] tonic::transport::Error),
+    /// The reflection service could not be built.
+    #[error(transparent)]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// Resuming jobs at startup failed.
+    #[error("cannot resume jobs: {0}")]
+    Reconcile(#[from] crate::jobs::JobError),
+}
+
+/// Resumes active jobs, then serves both services on `listener` until `shutdown` resolves,
+/// running lease expiry in the background.
+pub async fn serve(
+    listener: TcpListener,
+    manager: Arc<JobManager>,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    manager.reconcile().await?;
+    let shutdown = shutdown.shared();
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<JobServiceServer<JobApi>>().await;
+    health.set_serving::<WorkerServiceServer<WorkerApi>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+
+    let jobs = JobServiceServer::new(JobApi::new(manager.clone(), options))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let workers = WorkerServiceServer::new(WorkerApi::new(manager.clone(), options))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+
+    let maintenance = tokio::spawn(manager.run_maintenance(shutdown.clone()));
+    info!(addr = ?listener.local_addr().ok(), "listening");
+    let result = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(jobs)
+        .add_service(workers)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await;
+    maintenance.abort();
+    info!("shut down");
+    Ok(result?)
+}

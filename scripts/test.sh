@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: formatting, lints, unit and end-to-end tests.
+# Installs whatever is missing first (see setup.sh); safe to re-run.
+set -euo pipefail
+"$(dirname "$0")/setup.sh" --no-build
+source "$(dirname "$0")/env.sh"
+cd "$DEEPSTYLE_ROOT"
+
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+cargo test --workspace --quiet "$@"
