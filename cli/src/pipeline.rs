@@ -6,9 +6,10 @@
 //! farm runs the same steps with the tiles spread over workers.
 
 use deepstyle_coordinator::imaging;
+use deepstyle_coordinator::progressive::{tile_phases, ProgressiveCanvas};
 use deepstyle_coordinator::scales::{plan_scales, Scale, ScalePlanOptions};
 use deepstyle_coordinator::stitch::crop;
-use deepstyle_coordinator::tiling::{plan_tiles, Tile, TilePlan};
+use deepstyle_coordinator::tiling::{plan_tiles, TilePlan};
 use deepstyle_worker::options::Region;
 use deepstyle_worker::stylize::{Observer, Progress};
 use deepstyle_worker::vgg::receptive_field;
@@ -110,6 +111,9 @@ pub enum PipelineError {
     /// Tile planning refused the options.
     #[error(transparent)]
     Tiling(#[from] deepstyle_coordinator::tiling::TilingError),
+    /// Stitching refused a tile.
+    #[error(transparent)]
+    Stitch(#[from] deepstyle_coordinator::stitch::StitchError),
     /// The layout is inconsistent.
     #[error("invalid layout: {0}")]
     Layout(String),
@@ -277,86 +281,6 @@ pub fn render(
         previous = Some(result);
     }
     Ok((previous.expect("a plan has at least one scale"), stats))
-}
-
-/// Groups tiles into four phases by the parity of their column and row.
-///
-/// No two tiles of a phase are neighbours, so a phase's tiles can run in parallel
-/// (as the farm does) while each still starts from its earlier neighbours' results.
-pub fn tile_phases(plan: &TilePlan) -> [Vec<&Tile>; 4] {
-    let mut phases: [Vec<&Tile>; 4] = Default::default();
-    for tile in plan.tiles() {
-        phases[(tile.col % 2 + 2 * (tile.row % 2)) as usize].push(tile);
-    }
-    phases
-}
-
-/// A scale's canvas while its tiles finish: `base + sum of weight * (tile - base)` over finished
-/// tiles, so it shows the blended result where tiles are done and the start image elsewhere.
-/// The weights are a partition of unity, so once every tile is in it is exactly the stitched
-/// image.
-struct ProgressiveCanvas {
-    base: Rgb32FImage,
-    canvas: Rgb32FImage,
-    added: Vec<usize>,
-}
-
-impl ProgressiveCanvas {
-    fn new(base: Rgb32FImage) -> Self {
-        Self {
-            canvas: base.clone(),
-            base,
-            added: Vec::new(),
-        }
-    }
-
-    fn image(&self) -> &Rgb32FImage {
-        &self.canvas
-    }
-
-    fn blend(
-        &mut self,
-        plan: &TilePlan,
-        tile: &Tile,
-        pixels: &Rgb32FImage,
-    ) -> Result<(), PipelineError> {
-        let r = tile.rect;
-        if pixels.dimensions() != (r.width, r.height) {
-            return Err(PipelineError::Layout(format!(
-                "tile {} result is {:?}, expected {}x{}",
-                tile.index,
-                pixels.dimensions(),
-                r.width,
-                r.height
-            )));
-        }
-        let weights = plan.axis_weights(tile);
-        for (dy, wy) in weights.ys.iter().enumerate() {
-            for (dx, wx) in weights.xs.iter().enumerate() {
-                let (x, y) = (r.x + dx as u32, r.y + dy as u32);
-                let w = wx * wy;
-                let base = self.base.get_pixel(x, y).0;
-                let value = pixels.get_pixel(dx as u32, dy as u32).0;
-                let out = &mut self.canvas.get_pixel_mut(x, y).0;
-                for c in 0..3 {
-                    out[c] += w * (value[c] - base[c]);
-                }
-            }
-        }
-        self.added.push(tile.index);
-        Ok(())
-    }
-
-    fn finish(self, plan: &TilePlan) -> Result<Rgb32FImage, PipelineError> {
-        if self.added.len() != plan.num_tiles() {
-            return Err(PipelineError::Layout(format!(
-                "{} of {} tiles were stitched",
-                self.added.len(),
-                plan.num_tiles()
-            )));
-        }
-        Ok(self.canvas)
-    }
 }
 
 /// Returns the receptive field of the deepest layer the options use.

@@ -5,9 +5,9 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
+use deepstyle_coordinator::color::keep_original_colors;
 use deepstyle_coordinator::imaging::{self, BitDepth, DecodeLimits};
 use deepstyle_coordinator::scales::ScalePlanOptions;
-use deepstyle_worker::color::keep_original_colors;
 use deepstyle_worker::options::{DEFAULT_CONTENT_WEIGHT, DEFAULT_STYLE_WEIGHT, DEFAULT_TV_WEIGHT};
 use deepstyle_worker::{device, weights, Init, OptimizerKind, Pooling, StylizeOptions, Vgg19};
 use tracing::info;

@@ -4,9 +4,8 @@
 //! take the luminance (Y of BT.601 YUV) of the stylised image and the chroma
 //! (U, V) of the content image. This is neural-style's `-original_colors 1`.
 //!
-//! A torch-free copy of the worker's `color` module, applied by the coordinator to a farm job's
-//! output; the two must stay identical so that farm and embedded renders match.
-// TODO(#4): make the worker use this copy and delete its own.
+//! Applied to a render's final output, by the coordinator for farm jobs and by
+//! `deepstyle render` for embedded ones.
 
 use image::{Rgb, Rgb32FImage};
 

@@ -4,6 +4,7 @@
 //! - [`imaging`]: decoding user images safely and writing results.
 //! - [`tiling`]: cutting an output into overlapping tiles and the weights that blend them.
 //! - [`stitch`]: putting optimised tiles back together.
+//! - [`progressive`]: phased tiles and the progressive canvas each tile starts from.
 //! - [`layers`]: VGG19's layer names and receptive fields.
 //! - [`scales`]: the coarse-to-fine pyramid of a job.
 //! - [`ids`]: the job, task, tile and worker identifiers that cross the wire.
@@ -23,6 +24,7 @@ pub mod ids;
 pub mod imaging;
 pub mod jobs;
 pub mod layers;
+pub mod progressive;
 pub mod scales;
 pub mod service;
 pub mod stitch;

@@ -6,9 +6,9 @@
 //! tensor work; callers run it on dedicated threads.
 #![warn(missing_docs)]
 
-pub mod color;
 pub mod device;
 pub mod error;
+pub mod farm;
 pub mod gram;
 pub mod loss;
 pub mod optim;

@@ -6,7 +6,9 @@
 //! tiles of any size.
 
 use image::Rgb32FImage;
-use tch::Tensor;
+use std::io::Write;
+
+use tch::{Device, Tensor};
 
 use crate::error::{EngineError, Result};
 use crate::gram::gram;
@@ -84,6 +86,52 @@ impl StyleTarget {
     pub fn grams(&self) -> &[Tensor] {
         &self.grams
     }
+
+    /// Serialises the target as safetensors bytes, one tensor per layer, named
+    /// `<position>_<layer>` so the order survives the round trip.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let named: Vec<(String, Tensor)> = self
+            .layers
+            .iter()
+            .zip(&self.grams)
+            .enumerate()
+            .map(|(i, (layer, gram))| (format!("{i:03}_{layer}"), gram.to_device(Device::Cpu)))
+            .collect();
+        let file = tempfile::NamedTempFile::new().map_err(|e| io_error("write", &e))?;
+        Tensor::write_safetensors(&named, file.path())?;
+        std::fs::read(file.path()).map_err(|e| io_error("read", &e))
+    }
+
+    /// Reads a target written by [`StyleTarget::to_bytes`] onto `device`.
+    pub fn from_bytes(bytes: &[u8], device: Device) -> Result<Self> {
+        let mut file = tempfile::NamedTempFile::new().map_err(|e| io_error("write", &e))?;
+        file.write_all(bytes)
+            .and_then(|()| file.flush())
+            .map_err(|e| io_error("write", &e))?;
+        let mut named = Tensor::read_safetensors(file.path())
+            .map_err(|e| invalid("style target", format!("not safetensors: {e}")))?;
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut layers = Vec::with_capacity(named.len());
+        let mut grams = Vec::with_capacity(named.len());
+        for (name, gram) in named {
+            let Some((_, layer)) = name.split_once('_') else {
+                return Err(invalid("style target", format!("bad tensor name {name:?}")));
+            };
+            layers.push(layer.to_owned());
+            grams.push(gram.f_to_device(device)?);
+        }
+        if layers.is_empty() {
+            return Err(invalid("style target", "no Gram matrices".into()));
+        }
+        Ok(Self { layers, grams })
+    }
+}
+
+fn io_error(what: &str, e: &std::io::Error) -> EngineError {
+    invalid(
+        "style target",
+        format!("cannot {what} a temporary file: {e}"),
+    )
 }
 
 fn invalid(field: &'static str, reason: String) -> EngineError {

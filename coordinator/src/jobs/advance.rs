@@ -92,8 +92,8 @@ impl JobManager {
         let s = scale as u32;
         let num_tiles = job_plan.num_tiles(scale);
         let style_task = TaskId::style(id, s);
-        let style_attempt = match self.store.task_state(&style_task).await? {
-            Some(TaskState::Done { attempt }) => attempt,
+        match self.store.task_state(&style_task).await? {
+            Some(TaskState::Done { .. }) => {}
             Some(_) => return Ok(Step::Waiting),
             None => {
                 let payload = style_payload(spec, job_plan, &style_task);
@@ -115,31 +115,31 @@ impl JobManager {
             }
         };
 
-        let first_tile = TaskId::tile(id, s, TileId(0));
-        if self.store.task_state(&first_tile).await?.is_none() {
-            self.queue_tiles(record, spec, job_plan, scale, style_attempt)
-                .await?;
-            return Ok(Step::Waiting);
-        }
-        if (self.store.tiles_done(id, s).await? as usize) < num_tiles {
+        // Phases run one after the other and a phase's tiles are queued together, so the tiles
+        // done so far are always the first phases in full plus part of the next one.
+        let phases = job_plan.phases(scale);
+        let tiles_done = self.store.tiles_done(id, s).await? as usize;
+        let mut before = 0;
+        for (phase, tiles) in phases.iter().enumerate() {
+            if tiles_done >= before + tiles.len() {
+                before += tiles.len();
+                continue;
+            }
+            let first = TaskId::tile(id, s, TileId(tiles[0] as u32));
+            if self.store.task_state(&first).await?.is_none() {
+                let earlier: Vec<usize> = phases[..phase].iter().flatten().copied().collect();
+                self.queue_phase(record, spec, job_plan, scale, (phase, tiles), &earlier)
+                    .await?;
+                self.store
+                    .append_event(id, &format!("scale {s}: phase {phase} queued"))
+                    .await?;
+            }
             return Ok(Step::Waiting);
         }
 
         let mut results = Vec::with_capacity(num_tiles);
-        for tile in 0..num_tiles as u32 {
-            let task = TaskId::tile(id, s, TileId(tile));
-            let Some(TaskState::Done { attempt }) = self.store.task_state(&task).await? else {
-                return Err(JobError::Corrupt(format!(
-                    "tile {task} counted done but is not"
-                )));
-            };
-            let key = blob::tile_result_key(id, s, TileId(tile), attempt);
-            let bytes = self
-                .blobs
-                .get(&key)
-                .await?
-                .ok_or_else(|| JobError::Corrupt(format!("missing blob {key}")))?;
-            results.push((key, bytes));
+        for tile in 0..num_tiles {
+            results.push(self.tile_result(id, s, tile).await?);
         }
         let (limits, plan_c) = (self.limits, job_plan.clone());
         let stitched =
@@ -157,19 +157,30 @@ impl JobManager {
         Ok(Step::ScaleDone)
     }
 
-    async fn queue_tiles(
+    /// Queues the tiles of one phase, cut from the progressive canvas of the earlier phases.
+    async fn queue_phase(
         &self,
         record: &JobRecord,
         spec: &JobSpec,
         job_plan: &JobPlan,
         scale: usize,
-        style_attempt: u32,
+        (phase, tiles): (usize, &[usize]),
+        earlier: &[usize],
     ) -> Result<()> {
         let id = &record.job.id;
         let s = scale as u32;
+        let style_attempt = match self.store.task_state(&TaskId::style(id, s)).await? {
+            Some(TaskState::Done { attempt }) => attempt,
+            _ => {
+                return Err(JobError::Internal(
+                    "tiles are queued after the style target",
+                ))
+            }
+        };
         let content = self
             .load_image(&blob::image_key(&spec.content_sha256))
-            .await?;
+            .await?
+            .rgb;
         let init = if scale > 0 {
             Some(
                 self.load_image(&blob::scale_result_key(id, s - 1))
@@ -181,21 +192,31 @@ impl JobManager {
         } else {
             None
         };
-        let plan_c = job_plan.clone();
+        let mut finished = Vec::with_capacity(earlier.len());
+        for &tile in earlier {
+            let (key, bytes) = self.tile_result(id, s, tile).await?;
+            finished.push((tile, key, bytes));
+        }
+        let mut params = spec.params.clone().unwrap_or_default();
+        let source = work::PhaseSource {
+            content,
+            init,
+            content_init: matches!(params.init(), pb::Init::Content | pb::Init::Unspecified),
+            finished,
+        };
+        let (plan_c, tiles_c, limits) = (job_plan.clone(), tiles.to_vec(), self.limits);
         let inputs = tokio::task::spawn_blocking(move || {
-            work::tile_inputs(&plan_c, scale, &content.rgb, init.as_ref())
+            work::tile_inputs(&plan_c, scale, &tiles_c, &source, &limits)
         })
         .await
         .map_err(|_| JobError::Internal("tile input task panicked"))??;
 
-        let mut params = spec.params.clone().unwrap_or_default();
-        let has_init = inputs.first().is_some_and(|i| i.init.is_some());
-        if has_init {
+        if inputs.first().is_some_and(|i| i.init.is_some()) {
             params.init = pb::Init::Image as i32;
         }
         let mut tasks = Vec::with_capacity(inputs.len());
-        for (tile, input) in inputs.into_iter().enumerate() {
-            let tile_id = TileId(tile as u32);
+        for input in inputs {
+            let tile_id = TileId(input.tile as u32);
             let task_id = TaskId::tile(id, s, tile_id);
             let content_blob = blob::tile_content_key(id, s, tile_id);
             self.blobs.put(&content_blob, input.content).await?;
@@ -225,7 +246,7 @@ impl JobManager {
                 task_id: task_id.to_string(),
                 job_id: id.to_string(),
                 scale: s,
-                tile_index: Some(tile as u32),
+                tile_index: Some(tile_id.0),
                 kind: Some(kind),
                 ..Default::default()
             };
@@ -234,15 +255,29 @@ impl JobManager {
                 payload: payload.encode_to_vec(),
             });
         }
-        let num_tiles = tasks.len();
+        let num_tiles = job_plan.num_tiles(scale);
         self.store.set_progress(id, s, num_tiles as u32).await?;
         self.store.enqueue(id, &tasks).await?;
-        self.store
-            .append_event(id, &format!("scale {s}: {num_tiles} tiles queued"))
-            .await?;
-        info!(job_id = %id, scale, tiles = num_tiles, "tiles queued");
+        info!(job_id = %id, scale, phase, tiles = tasks.len(), "tiles queued");
         self.queued(id);
         Ok(())
+    }
+
+    /// Returns the accepted result of a done tile: its blob key and bytes.
+    async fn tile_result(&self, id: &JobId, s: u32, tile: usize) -> Result<(String, Vec<u8>)> {
+        let task = TaskId::tile(id, s, TileId(tile as u32));
+        let Some(TaskState::Done { attempt }) = self.store.task_state(&task).await? else {
+            return Err(JobError::Corrupt(format!(
+                "tile {task} counted done but is not"
+            )));
+        };
+        let key = blob::tile_result_key(id, s, TileId(tile as u32), attempt);
+        let bytes = self
+            .blobs
+            .get(&key)
+            .await?
+            .ok_or_else(|| JobError::Corrupt(format!("missing blob {key}")))?;
+        Ok((key, bytes))
     }
 
     async fn finish(&self, record: &JobRecord, spec: &JobSpec, job_plan: &JobPlan) -> Result<()> {

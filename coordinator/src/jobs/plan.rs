@@ -11,6 +11,7 @@ use deepstyle_proto::v1::{Init, JobSpec, Optimizer, StyleParams};
 use super::JobError;
 use crate::defaults;
 use crate::layers::{layer_position, receptive_field};
+use crate::progressive::tile_phases;
 use crate::scales::{plan_scales, Scale, ScaleError, ScalePlanOptions};
 use crate::tiling::{plan_tiles, Rect, Tile, TilePlan};
 
@@ -186,6 +187,19 @@ impl JobPlan {
     /// Returns how many tile tasks a scale has (1 when it is optimised whole).
     pub fn num_tiles(&self, scale: usize) -> usize {
         self.tiles[scale].as_ref().map_or(1, TilePlan::num_tiles)
+    }
+
+    /// Returns the tile indices of a scale grouped in the phases they run in (see
+    /// [`crate::progressive`]), empty phases left out; a whole scale is one phase of tile 0.
+    pub fn phases(&self, scale: usize) -> Vec<Vec<usize>> {
+        match self.tiles.get(scale) {
+            Some(Some(plan)) => tile_phases(plan)
+                .iter()
+                .filter(|phase| !phase.is_empty())
+                .map(|phase| phase.iter().map(|t| t.index).collect())
+                .collect(),
+            _ => vec![vec![0]],
+        }
     }
 
     /// Returns the crop (halo included) and the inner rect relative to it of a tile task.

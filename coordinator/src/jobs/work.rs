@@ -7,6 +7,7 @@ use super::plan::JobPlan;
 use super::JobError;
 use crate::color::keep_original_colors;
 use crate::imaging::{self, BitDepth, DecodeLimits, LoadedImage};
+use crate::progressive::ProgressiveCanvas;
 use crate::stitch::{crop, Stitcher};
 use crate::tiling::Rect;
 
@@ -32,30 +33,81 @@ fn png16(key: &str, image: &Rgb32FImage) -> Result<Vec<u8>, JobError> {
 /// The inputs of one tile task, encoded as 16-bit PNGs.
 #[derive(Debug)]
 pub(super) struct TileInputs {
+    pub(super) tile: usize,
     pub(super) content: Vec<u8>,
     pub(super) init: Option<Vec<u8>>,
     pub(super) inner: Rect,
 }
 
-/// Cuts a scale's content (and start image, if any) into the crops of its tile tasks.
+/// What the tiles of one phase are cut from.
+#[derive(Debug)]
+pub(super) struct PhaseSource {
+    /// The job's content image at its original size.
+    pub(super) content: Rgb32FImage,
+    /// The start image (coarser result or the user's init image), at any size.
+    pub(super) init: Option<Rgb32FImage>,
+    /// Whether tiles without a start image start from the content (`Init::Content`).
+    pub(super) content_init: bool,
+    /// Results of the earlier phases' tiles: tile index, blob key and 16-bit PNG bytes.
+    pub(super) finished: Vec<(usize, String, Vec<u8>)>,
+}
+
+/// Cuts the crops of the tile tasks `tiles` of a scale.
+///
+/// Tiles of a tiled scale start from the progressive canvas (the start image, or the content
+/// when the job starts from it, with the earlier phases' results blended in), exactly as the
+/// embedded renderer does; a whole scale starts from the start image, if any.
 pub(super) fn tile_inputs(
     plan: &JobPlan,
     scale: usize,
-    content: &Rgb32FImage,
-    init: Option<&Rgb32FImage>,
+    tiles: &[usize],
+    source: &PhaseSource,
+    limits: &DecodeLimits,
 ) -> Result<Vec<TileInputs>, JobError> {
     let s = plan.scales[scale];
-    let content_s = imaging::resize(content, s.width, s.height);
-    let init_s = init.map(|i| imaging::resize(i, s.width, s.height));
-    (0..plan.num_tiles(scale))
-        .map(|tile| {
+    let content_s = imaging::resize(&source.content, s.width, s.height);
+    let init_s = source
+        .init
+        .as_ref()
+        .map(|i| imaging::resize(i, s.width, s.height));
+    let start = match (&plan.tiles[scale], init_s) {
+        (None, init_s) => init_s,
+        (Some(tile_plan), init_s) => {
+            let base = match init_s {
+                Some(init) => init,
+                None if source.content_init => content_s.clone(),
+                None => return inputs(plan, scale, tiles, &content_s, None),
+            };
+            let mut canvas = ProgressiveCanvas::new(base);
+            for (index, key, bytes) in &source.finished {
+                let tile = tile_plan
+                    .tile(*index)
+                    .ok_or(JobError::Internal("finished tile is in the plan"))?;
+                canvas.blend(tile_plan, tile, &decode(key, bytes, limits)?.rgb)?;
+            }
+            Some(canvas.image().clone())
+        }
+    };
+    inputs(plan, scale, tiles, &content_s, start.as_ref())
+}
+
+fn inputs(
+    plan: &JobPlan,
+    scale: usize,
+    tiles: &[usize],
+    content_s: &Rgb32FImage,
+    start: Option<&Rgb32FImage>,
+) -> Result<Vec<TileInputs>, JobError> {
+    tiles
+        .iter()
+        .map(|&tile| {
             let (outer, inner) = plan
                 .tile_rects(scale, tile)
-                .expect("tile index is in the plan");
+                .ok_or(JobError::Internal("tile index is in the plan"))?;
             Ok(TileInputs {
-                content: png16("tile content", &crop(&content_s, outer))?,
-                init: init_s
-                    .as_ref()
+                tile,
+                content: png16("tile content", &crop(content_s, outer))?,
+                init: start
                     .map(|i| png16("tile init", &crop(i, outer)))
                     .transpose()?,
                 inner,

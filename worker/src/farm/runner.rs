@@ -1,0 +1,308 @@
+//! The worker's main loop: register, lease, fetch, run on the engine thread, report.
+//!
+//! While the engine works, an async task heartbeats the lease; when the coordinator answers
+//! `keep_going = false` (lease lost, job cancelled) or the process is asked to shut down, the
+//! engine is told to stop at its next iteration. On shutdown the running task is handed back at
+//! once with a retryable failure, so another worker takes it without waiting for its lease.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use deepstyle_proto::v1 as pb;
+use tokio::sync::watch;
+use tracing::{debug, error, info, info_span, warn, Instrument};
+
+use super::client::CoordinatorClient;
+use super::config::WorkerConfig;
+use super::engine::{Engine, EngineSettings, Inputs};
+use super::error::Result;
+use super::task::Control;
+use crate::device;
+
+/// Pause after a failed call to the coordinator before the next one, in milliseconds.
+const RETRY_DELAY_MS: u64 = 500;
+
+/// How long results are retried while the coordinator is unreachable, in seconds.
+const REPORT_RETRY_SECS: u64 = 30;
+
+/// The reason given when a task is handed back on shutdown.
+pub const SHUTDOWN_REASON: &str = "worker shutting down";
+
+/// Serves tasks from the configured coordinator until `shutdown` resolves.
+pub async fn run(
+    config: WorkerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let device = device::parse_device(&config.device)?;
+    let weights = config
+        .weights
+        .clone()
+        .unwrap_or_else(crate::weights::default_path);
+    let engine = Engine::start(EngineSettings {
+        weights,
+        device,
+        threads: config.threads,
+        style_cache_entries: config.style_cache_entries,
+    })
+    .await?;
+    let device_name = device::describe(device);
+    let memory_bytes = config.memory_bytes.unwrap_or_else(system_memory_bytes);
+    let client = CoordinatorClient::connect(&config.coordinator)?;
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        info!("shutdown requested");
+        let _ = stop_tx.send(true);
+    });
+    let mut worker = Worker {
+        config,
+        client,
+        engine,
+        device_name,
+        memory_bytes,
+        worker_id: String::new(),
+        heartbeat_ms: 0,
+        stop: stop_rx,
+    };
+    worker.serve().await;
+    info!("worker stopped");
+    Ok(())
+}
+
+struct Worker {
+    config: WorkerConfig,
+    client: CoordinatorClient,
+    engine: Engine,
+    device_name: String,
+    memory_bytes: u64,
+    worker_id: String,
+    heartbeat_ms: u32,
+    stop: watch::Receiver<bool>,
+}
+
+impl Worker {
+    fn stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    async fn pause(&mut self) {
+        let delay = tokio::time::sleep(Duration::from_millis(RETRY_DELAY_MS));
+        tokio::select! {
+            _ = delay => {}
+            _ = self.stop.wait_for(|s| *s) => {}
+        }
+    }
+
+    async fn register(&mut self) {
+        while !self.stopping() {
+            match self
+                .client
+                .register(&self.device_name, self.memory_bytes)
+                .await
+            {
+                Ok((id, interval_ms)) => {
+                    self.heartbeat_ms = self.config.heartbeat_ms.unwrap_or(interval_ms).max(10);
+                    info!(worker_id = %id, device = %self.device_name, "registered");
+                    self.worker_id = id;
+                    return;
+                }
+                Err(e) => {
+                    warn!(error = %e, "cannot register, retrying");
+                    self.pause().await;
+                }
+            }
+        }
+    }
+
+    async fn serve(&mut self) {
+        self.register().await;
+        while !self.stopping() {
+            let mut client = self.client.clone();
+            let mut stop = self.stop.clone();
+            let leased = tokio::select! {
+                leased = client.lease(&self.worker_id, self.config.lease_wait_ms) => leased,
+                _ = stop.wait_for(|s| *s) => break,
+            };
+            match leased {
+                Ok(Some(task)) => {
+                    let span = info_span!("task", worker_id = %self.worker_id,
+                        job_id = %task.job_id, task = %task.task_id, tile = ?task.tile_index,
+                        attempt = task.attempt);
+                    self.run_task(task).instrument(span).await;
+                }
+                Ok(None) => {}
+                Err(e) if e.code() == Some(tonic::Code::NotFound) => {
+                    warn!(error = %e, "coordinator forgot this worker, registering again");
+                    self.register().await;
+                }
+                Err(e) => {
+                    warn!(error = %e, "lease failed, retrying");
+                    self.pause().await;
+                }
+            }
+        }
+    }
+
+    async fn run_task(&mut self, task: pb::Task) {
+        info!("task leased");
+        let control = Arc::new(Control::default());
+        let lease_lost = Arc::new(AtomicBool::new(false));
+        let heartbeat = tokio::spawn(heartbeat_loop(
+            self.client.clone(),
+            self.worker_id.clone(),
+            task.clone(),
+            Duration::from_millis(u64::from(self.heartbeat_ms)),
+            Arc::clone(&control),
+            Arc::clone(&lease_lost),
+            self.stop.clone(),
+        ));
+        let result = match self.fetch_inputs(&task).await {
+            Ok(inputs) => {
+                self.engine
+                    .run(task.clone(), inputs, Arc::clone(&control))
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        heartbeat.abort();
+
+        if self.stopping() {
+            info!("handing the task back");
+            self.report(&task, Err((SHUTDOWN_REASON.to_owned(), true)))
+                .await;
+        } else if lease_lost.load(Ordering::Relaxed) {
+            warn!("lease lost, result dropped");
+        } else {
+            match result {
+                Ok(bytes) => self.report(&task, Ok(bytes)).await,
+                Err(e) => {
+                    error!(error = %e, retryable = e.is_retryable(), "task failed");
+                    self.report(&task, Err((e.to_string(), e.is_retryable())))
+                        .await;
+                }
+            }
+        }
+    }
+
+    async fn fetch_inputs(&mut self, task: &pb::Task) -> Result<Inputs> {
+        match &task.kind {
+            Some(pb::task::Kind::StyleTarget(style)) => {
+                let mut images = Vec::with_capacity(style.styles.len());
+                for input in &style.styles {
+                    let key = deepstyle_coordinator::blob::image_key(&input.image_sha256);
+                    let bytes = self.client.fetch_blob(&key).await?;
+                    images.push((key, bytes, input.weight));
+                }
+                Ok(Inputs::StyleTarget(images))
+            }
+            Some(pb::task::Kind::Tile(tile)) => {
+                let content = self.client.fetch_blob(&tile.content_blob).await?;
+                let init = match &tile.init_blob {
+                    Some(key) => Some(self.client.fetch_blob(key).await?),
+                    None => None,
+                };
+                let style_target = if self.engine.has_style_target(&tile.style_target_blob) {
+                    debug!("style target cached");
+                    None
+                } else {
+                    Some(self.client.fetch_blob(&tile.style_target_blob).await?)
+                };
+                Ok(Inputs::Tile {
+                    content,
+                    init,
+                    style_target,
+                })
+            }
+            None => Err(super::FarmError::BadInput {
+                what: task.task_id.clone(),
+                reason: "task has no kind".into(),
+            }),
+        }
+    }
+
+    /// Sends a result or a failure, retrying while the coordinator is unreachable.
+    async fn report(
+        &mut self,
+        task: &pb::Task,
+        outcome: std::result::Result<Vec<u8>, (String, bool)>,
+    ) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(REPORT_RETRY_SECS);
+        loop {
+            let sent = match &outcome {
+                Ok(bytes) => self
+                    .client
+                    .complete(&self.worker_id, task, bytes)
+                    .await
+                    .map(|accepted| info!(accepted, "task completed")),
+                Err((reason, retryable)) => self
+                    .client
+                    .fail(&self.worker_id, task, reason, *retryable)
+                    .await
+                    .map(|()| info!(reason, retryable, "failure reported")),
+            };
+            match sent {
+                Ok(()) => return,
+                Err(e)
+                    if e.code() == Some(tonic::Code::Unavailable)
+                        && tokio::time::Instant::now() < deadline =>
+                {
+                    warn!(error = %e, "coordinator unreachable, retrying the report");
+                    tokio::time::sleep(Duration::from_millis(RETRY_DELAY_MS)).await;
+                }
+                Err(e) => {
+                    warn!(error = %e, "report refused");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn heartbeat_loop(
+    mut client: CoordinatorClient,
+    worker_id: String,
+    task: pb::Task,
+    interval: Duration,
+    control: Arc<Control>,
+    lease_lost: Arc<AtomicBool>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(interval);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|s| *s) => {
+                control.stop.store(true, Ordering::Relaxed);
+                return;
+            }
+        }
+        let iteration = control.iteration.load(Ordering::Relaxed);
+        match client.heartbeat(&worker_id, &task, iteration).await {
+            Ok(true) => debug!(iteration, "heartbeat"),
+            Ok(false) => {
+                warn!("coordinator says stop");
+                lease_lost.store(true, Ordering::Relaxed);
+                control.stop.store(true, Ordering::Relaxed);
+                return;
+            }
+            Err(e) => warn!(error = %e, "heartbeat failed"),
+        }
+    }
+}
+
+/// Returns the machine's memory from `/proc/meminfo`, or 0 when unknown.
+// TODO(#4): report the GPU's memory for CUDA devices.
+fn system_memory_bytes() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|info| {
+            let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib * 1024)
+        })
+        .unwrap_or(0)
+}

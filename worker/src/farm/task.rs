@@ -1,0 +1,224 @@
+//! Running one task on the engine thread: a style target or a tile.
+//!
+//! Everything here is blocking tensor work; [`super::engine`] calls it from its own thread.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+use deepstyle_coordinator::imaging::{self, BitDepth, DecodeLimits};
+use deepstyle_coordinator::stitch::crop;
+use deepstyle_coordinator::tiling::Rect;
+use deepstyle_proto::v1::{self as pb, StyleParams};
+use image::Rgb32FImage;
+use tracing::debug;
+
+use super::error::{FarmError, Result};
+use crate::options::{
+    Init, OptimizerKind, Region, StylizeOptions, DEFAULT_CONTENT_WEIGHT, DEFAULT_STYLE_WEIGHT,
+    DEFAULT_TV_WEIGHT,
+};
+use crate::style_target::{StyleImage, StyleTarget};
+use crate::stylize::{stylize, Observer, Progress};
+use crate::vgg::{Pooling, Vgg19};
+
+/// Shared between the engine and the heartbeat: the iteration reached and a stop request.
+#[derive(Debug, Default)]
+pub struct Control {
+    /// Set to stop the optimisation at the next iteration.
+    pub stop: AtomicBool,
+    /// The last iteration done.
+    pub iteration: AtomicU32,
+}
+
+/// Decodes an image blob, refusing bad input as final.
+pub fn decode(what: &str, bytes: &[u8]) -> Result<Rgb32FImage> {
+    imaging::decode(bytes, &DecodeLimits::default())
+        .map(|loaded| loaded.rgb)
+        .map_err(|e| FarmError::BadInput {
+            what: what.to_owned(),
+            reason: e.to_string(),
+        })
+}
+
+/// Returns the pooling a task asks for.
+pub fn pooling(value: pb::Pooling) -> Pooling {
+    match value {
+        pb::Pooling::Avg => Pooling::Avg,
+        pb::Pooling::Max | pb::Pooling::Unspecified => Pooling::Max,
+    }
+}
+
+/// Computes a style target from the style images (encoded, with their weights).
+pub fn style_target(
+    vgg: &Vgg19,
+    task: &pb::StyleTargetTask,
+    images: &[(String, Vec<u8>, f64)],
+) -> Result<StyleTarget> {
+    let mut resized = Vec::with_capacity(images.len());
+    for (key, bytes, _) in images {
+        let image = decode(key, bytes)?;
+        let (w, h) = imaging::fit_longest_side(image.width(), image.height(), task.style_size);
+        resized.push(imaging::resize(&image, w, h));
+    }
+    let blend: Vec<StyleImage<'_>> = resized
+        .iter()
+        .zip(images)
+        .map(|(image, (_, _, weight))| StyleImage {
+            image,
+            weight: *weight,
+        })
+        .collect();
+    Ok(StyleTarget::compute(vgg, &blend, &task.style_layers)?)
+}
+
+/// Builds the engine options of a tile from the task's parameters.
+pub fn stylize_options(
+    params: &StyleParams,
+    iterations: u32,
+    has_init: bool,
+    region: Option<Region>,
+) -> Result<StylizeOptions> {
+    let optimizer = match params.optimizer() {
+        pb::Optimizer::Adam => OptimizerKind::Adam {
+            learning_rate: params.learning_rate,
+        },
+        pb::Optimizer::Lbfgs | pb::Optimizer::Unspecified => OptimizerKind::Lbfgs {
+            history_size: params.lbfgs_history as usize,
+        },
+    };
+    let init = match (params.init(), has_init) {
+        (_, true) => Init::Image,
+        (pb::Init::Image, false) => {
+            return Err(FarmError::BadInput {
+                what: "init_blob".into(),
+                reason: "params.init is INIT_IMAGE but the task has no init image".into(),
+            })
+        }
+        (pb::Init::Random, false) => Init::Random,
+        (pb::Init::Content | pb::Init::Unspecified, false) => Init::Content,
+    };
+    Ok(StylizeOptions {
+        content_layers: params.content_layers.clone(),
+        style_layers: params.style_layers.clone(),
+        content_weight: params.content_weight.unwrap_or(DEFAULT_CONTENT_WEIGHT),
+        style_weight: params.style_weight.unwrap_or(DEFAULT_STYLE_WEIGHT),
+        tv_weight: params.tv_weight.unwrap_or(DEFAULT_TV_WEIGHT),
+        iterations,
+        optimizer,
+        init,
+        normalize_gradients: params.normalize_gradients,
+        seed: params.seed,
+        region,
+    })
+}
+
+/// Optimises a tile and returns its inner rect as a 16-bit PNG.
+pub fn tile(
+    vgg: &Vgg19,
+    target: &StyleTarget,
+    task: &pb::TileTask,
+    content: &[u8],
+    init: Option<&[u8]>,
+    control: &Control,
+) -> Result<Vec<u8>> {
+    let content = decode(&task.content_blob, content)?;
+    let init = init.map(|bytes| decode("init_blob", bytes)).transpose()?;
+    let (width, height) = content.dimensions();
+    let inner = task.inner.ok_or_else(|| FarmError::BadInput {
+        what: "inner".into(),
+        reason: "a tile task needs an inner rect".into(),
+    })?;
+    let inner = Rect::new(inner.x, inner.y, inner.width, inner.height);
+    if inner.is_empty() || !Rect::new(0, 0, width, height).contains_rect(&inner) {
+        return Err(FarmError::BadInput {
+            what: "inner".into(),
+            reason: format!("{inner:?} is not inside the {width}x{height} crop"),
+        });
+    }
+    // A whole-image task is optimised without a region, as the embedded renderer does.
+    let region = (inner != Rect::new(0, 0, width, height)).then_some(Region {
+        x: inner.x,
+        y: inner.y,
+        width: inner.width,
+        height: inner.height,
+    });
+    let params = task.params.clone().unwrap_or_default();
+    let options = stylize_options(&params, task.iterations, init.is_some(), region)?;
+    let mut observer = TileObserver { control };
+    let out = stylize(
+        vgg,
+        &content,
+        init.as_ref(),
+        target,
+        &options,
+        &mut observer,
+    )?;
+    imaging::encode_png(&crop(&out.image, inner), None, BitDepth::Sixteen).map_err(|e| {
+        FarmError::BadInput {
+            what: "tile result".into(),
+            reason: e.to_string(),
+        }
+    })
+}
+
+struct TileObserver<'a> {
+    control: &'a Control,
+}
+
+impl Observer for TileObserver<'_> {
+    fn on_iteration(&mut self, progress: &Progress) {
+        self.control
+            .iteration
+            .store(progress.iteration, Ordering::Relaxed);
+        debug!(
+            iteration = progress.iteration,
+            loss = progress.losses.total(),
+            "iteration"
+        );
+    }
+
+    fn should_stop(&self) -> bool {
+        self.control.stop.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_map_every_param() {
+        let params = StyleParams {
+            content_layers: vec!["relu4_2".into()],
+            style_layers: vec!["relu1_1".into()],
+            content_weight: Some(2.0),
+            style_weight: None,
+            tv_weight: Some(0.5),
+            optimizer: pb::Optimizer::Adam as i32,
+            learning_rate: 0.1,
+            lbfgs_history: 7,
+            init: pb::Init::Random as i32,
+            normalize_gradients: true,
+            seed: 42,
+            pooling: pb::Pooling::Avg as i32,
+        };
+        let o = stylize_options(&params, 9, false, None).unwrap();
+        assert_eq!(o.content_weight, 2.0);
+        assert_eq!(o.style_weight, DEFAULT_STYLE_WEIGHT);
+        assert_eq!(o.tv_weight, 0.5);
+        assert_eq!(o.iterations, 9);
+        assert_eq!(o.optimizer, OptimizerKind::Adam { learning_rate: 0.1 });
+        assert_eq!(o.init, Init::Random);
+        assert!(o.normalize_gradients);
+        assert_eq!(o.seed, 42);
+        assert_eq!(
+            stylize_options(&params, 9, true, None).unwrap().init,
+            Init::Image
+        );
+        let image_without_blob = StyleParams {
+            init: pb::Init::Image as i32,
+            ..params
+        };
+        let err = stylize_options(&image_without_blob, 9, false, None).unwrap_err();
+        assert!(!err.is_retryable());
+    }
+}

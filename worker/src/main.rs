@@ -1,0 +1,76 @@
+//! `deepstyle-worker`: leases tasks from a coordinator and runs them until SIGTERM or ctrl-c.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use deepstyle_worker::farm::{self, WorkerConfig};
+use tracing_subscriber::EnvFilter;
+
+/// Command-line flags; each overrides the file and the `DEEPSTYLE_WORKER_*` environment.
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    about = "DeepStyle worker: runs style tasks for a coordinator"
+)]
+struct Args {
+    /// TOML configuration file.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The coordinator's URL, e.g. http://127.0.0.1:50051.
+    #[arg(long)]
+    coordinator: Option<String>,
+    /// Device: auto, cpu or cuda:N.
+    #[arg(long)]
+    device: Option<String>,
+    /// CPU threads for tensor work.
+    #[arg(long)]
+    threads: Option<i32>,
+    /// The converted VGG19 weights.
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// Heartbeat interval in milliseconds (default: the coordinator's).
+    #[arg(long)]
+    heartbeat_ms: Option<u32>,
+    /// Log JSON lines.
+    #[arg(long)]
+    log_json: bool,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let mut config = WorkerConfig::load(args.config.as_deref())?;
+    config.coordinator = args.coordinator.unwrap_or(config.coordinator);
+    config.device = args.device.unwrap_or(config.device);
+    config.threads = args.threads.or(config.threads);
+    config.weights = args.weights.or(config.weights);
+    config.heartbeat_ms = args.heartbeat_ms.or(config.heartbeat_ms);
+    config.log_json |= args.log_json;
+    config.validate()?;
+
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    if config.log_json {
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).init();
+    }
+    farm::run(config, shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("a SIGTERM handler can be installed at startup");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
