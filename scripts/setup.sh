@@ -30,7 +30,7 @@ apt_install() {
 missing=()
 command -v c++ >/dev/null || missing+=(g++)
 command -v redis-server >/dev/null || missing+=(redis-server)
-command -v python3 >/dev/null || missing+=(python3 python3-venv)
+python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3 python3-venv)
 [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 
 if ! command -v cargo >/dev/null; then

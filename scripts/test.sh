@@ -8,4 +8,4 @@ cd "$DEEPSTYLE_ROOT"
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
-cargo test --workspace --quiet "$@"
+cargo test --workspace --no-fail-fast --quiet "$@"

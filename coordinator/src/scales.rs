@@ -461,7 +461,14 @@ mod tests {
             base_size in 16u32..1024,
         ) {
             let opts = ScalePlanOptions { scale_ratio: ratio, base_size, ..Default::default() };
-            let scales = plan_scales(width, height, &opts).unwrap();
+            let scales = match plan_scales(width, height, &opts) {
+                // A pyramid deeper than MAX_SCALES is refused by design (tested above).
+                Err(ScaleError::TooManyScales { num_scales }) => {
+                    prop_assert!(num_scales > u64::from(MAX_SCALES));
+                    return Ok(());
+                }
+                other => other.unwrap(),
+            };
             let last = scales.last().unwrap();
             prop_assert_eq!((last.width, last.height), (width, height));
             prop_assert_eq!(last.iterations, opts.iterations);

@@ -184,6 +184,8 @@ pub fn stylize(
             break;
         }
     }
+    // The returned image is clamped to [0, 1]; report the losses of exactly that image.
+    let _ = tch::no_grad(|| x.shallow_clone().f_clamp_(0.0, 1.0))?;
     let last = tch::no_grad(|| objective.losses(&x))?;
     Ok(Stylized {
         image: to_image(&x)?,
