@@ -285,11 +285,7 @@ pub fn render(
 
 /// Returns the receptive field of the deepest layer the options use.
 pub fn deepest_receptive_field(options: &StylizeOptions) -> Result<u32, PipelineError> {
-    let mut field = 1;
-    for layer in options.content_layers.iter().chain(&options.style_layers) {
-        field = field.max(receptive_field(layer)?);
-    }
-    Ok(field)
+    Ok(receptive_field(options.deepest_layer()?)?)
 }
 
 fn needs_tiles(layout: &Layout, width: u32, height: u32) -> bool {

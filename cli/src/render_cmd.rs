@@ -279,7 +279,7 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<()> {
     let (width, height) =
         imaging::fit_longest_side(content.rgb.width(), content.rgb.height(), args.size);
     let weights_path = args.weights.clone().unwrap_or_else(weights::default_path);
-    let deepest = deepest_layer(&options)?;
+    let deepest = options.deepest_layer()?.to_owned();
     let pooling = match args.pooling {
         PoolingArg::Max => Pooling::Max,
         PoolingArg::Avg => Pooling::Avg,
@@ -320,18 +320,4 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<()> {
         args.output.display()
     );
     Ok(())
-}
-
-fn deepest_layer(options: &StylizeOptions) -> anyhow::Result<String> {
-    let mut best = (0, String::new());
-    for layer in options.content_layers.iter().chain(&options.style_layers) {
-        let pos = deepstyle_worker::vgg::layer_position(layer)?;
-        if pos >= best.0 {
-            best = (pos, layer.clone());
-        }
-    }
-    if best.1.is_empty() {
-        bail!("no content or style layers given");
-    }
-    Ok(best.1)
 }

@@ -1,6 +1,8 @@
 //! The knobs of one optimisation, named after neural-style's options.
 
-use deepstyle_coordinator::defaults;
+use deepstyle_coordinator::{defaults, layers};
+
+use crate::error::{EngineError, Result};
 
 /// Which optimiser to run.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -70,6 +72,25 @@ pub struct StylizeOptions {
     /// fields, so each core must carry the style statistics on its own and the
     /// stitched image matches the style target as a whole. `None` is the whole image.
     pub region: Option<Region>,
+}
+
+impl StylizeOptions {
+    /// Returns the deepest layer the objective uses, or an error naming an unknown layer.
+    pub fn deepest_layer(&self) -> Result<&str> {
+        let used = || {
+            self.content_layers
+                .iter()
+                .chain(&self.style_layers)
+                .map(String::as_str)
+        };
+        for layer in used() {
+            crate::vgg::layer_position(layer)?;
+        }
+        layers::deepest(used()).ok_or_else(|| EngineError::InvalidOption {
+            field: "layers",
+            reason: "no content or style layers given".into(),
+        })
+    }
 }
 
 impl Default for StylizeOptions {

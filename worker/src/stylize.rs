@@ -242,7 +242,7 @@ fn check_size(image: &Rgb32FImage, options: &StylizeOptions) -> Result<()> {
         }
     }
     if width < min || height < min {
-        let layer = deepest_name(options);
+        let layer = options.deepest_layer()?.to_owned();
         return Err(EngineError::ImageTooSmall {
             width,
             height,
@@ -251,16 +251,6 @@ fn check_size(image: &Rgb32FImage, options: &StylizeOptions) -> Result<()> {
         });
     }
     Ok(())
-}
-
-fn deepest_name(options: &StylizeOptions) -> String {
-    options
-        .content_layers
-        .iter()
-        .chain(&options.style_layers)
-        .max_by_key(|l| crate::vgg::layer_position(l).unwrap_or(0))
-        .cloned()
-        .unwrap_or_default()
 }
 
 fn random_init(content: &Rgb32FImage, seed: u64) -> Result<Tensor> {
