@@ -119,10 +119,18 @@ impl Client {
             .connect()
             .await
             .with_context(|| format!("failed to connect to coordinator {address}"))?;
+        Ok(Self::from_channel(channel, token))
+    }
+
+    /// Talks to a coordinator over an existing channel (e.g. an in-process one).
+    pub fn from_channel(
+        channel: Channel,
+        token: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
+    ) -> Self {
         let jobs = JobServiceClient::new(channel)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        Ok(Self { jobs, token })
+        Self { jobs, token }
     }
 
     /// Wraps a message in a request carrying the token.

@@ -95,13 +95,18 @@ pub fn check_outcome(job: &pb::Job) -> anyhow::Result<()> {
     }
 }
 
-/// Follows a job with a progress bar until it is over, and returns it as it ended.
-pub async fn watch(client: &mut Client, job_id: &str) -> anyhow::Result<pb::Job> {
+/// Follows a job until it is over, with a bar of its tiles when `show_bar`, and returns it as
+/// it ended.
+pub async fn watch(client: &mut Client, job_id: &str, show_bar: bool) -> anyhow::Result<pb::Job> {
     let request = client.request(pb::WatchJobRequest {
         job_id: job_id.to_owned(),
     });
     let mut events = client.jobs.watch_job(request).await?.into_inner();
-    let bar = ProgressBar::new(1);
+    let bar = if show_bar {
+        ProgressBar::new(1)
+    } else {
+        ProgressBar::hidden()
+    };
     bar.set_style(
         ProgressStyle::with_template("{spinner} scale {prefix} [{bar:30}] {pos}/{len} tiles {msg}")
             .expect("the progress template is valid")
@@ -142,6 +147,15 @@ async fn get(client: &mut Client, job_id: &str) -> anyhow::Result<pb::Job> {
 
 /// Downloads a succeeded job's result to `output`.
 pub async fn download(client: &mut Client, job_id: &str, output: &Path) -> anyhow::Result<()> {
+    let bytes = download_bytes(client, job_id).await?;
+    std::fs::write(output, &bytes)
+        .with_context(|| format!("failed to write {}", output.display()))?;
+    println!("wrote {} ({} bytes)", output.display(), bytes.len());
+    Ok(())
+}
+
+/// Downloads a succeeded job's encoded result.
+pub async fn download_bytes(client: &mut Client, job_id: &str) -> anyhow::Result<Vec<u8>> {
     let request = client.request(pb::DownloadResultRequest {
         job_id: job_id.to_owned(),
     });
@@ -150,17 +164,14 @@ pub async fn download(client: &mut Client, job_id: &str, output: &Path) -> anyho
     while let Some(chunk) = stream.next().await {
         bytes.extend(chunk.context("the download broke off")?.data);
     }
-    std::fs::write(output, &bytes)
-        .with_context(|| format!("failed to write {}", output.display()))?;
-    println!("wrote {} ({} bytes)", output.display(), bytes.len());
-    Ok(())
+    Ok(bytes)
 }
 
 /// Runs `deepstyle watch`.
 pub fn run_watch(args: &JobArgs) -> anyhow::Result<()> {
     runtime()?.block_on(async {
         let mut client = Client::connect(&args.connect).await?;
-        let job = watch(&mut client, &args.job).await?;
+        let job = watch(&mut client, &args.job, true).await?;
         println!("{}", describe(&job));
         check_outcome(&job)
     })

@@ -5,7 +5,6 @@ use deepstyle_cli::client::{exit_code, EXIT_CODES_HELP};
 use deepstyle_cli::jobs_cmd::{self, FetchArgs, JobArgs, ListArgs};
 use deepstyle_cli::render_cmd::{self, RenderArgs};
 use deepstyle_cli::submit::{self, SubmitArgs};
-use tracing_subscriber::EnvFilter;
 
 /// Neural style transfer at any resolution.
 #[derive(Debug, Parser)]
@@ -40,15 +39,7 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if cli.log_json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
+    deepstyle_coordinator::logging::init(cli.log_json);
     let result = match &cli.command {
         Command::Render(args) => render_cmd::run(args),
         Command::Submit(args) => submit::run(args),

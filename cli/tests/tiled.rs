@@ -2,11 +2,13 @@
 //! no visible seams, the same style as an untiled render, one style target per scale.
 
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
-use deepstyle_cli::pipeline::{render, Layout, Quiet, RenderStats, StyleSource};
+use clap::Parser;
+use deepstyle_cli::embedded::Rendered;
+use deepstyle_cli::progress::RenderProgress;
+use deepstyle_cli::render_cmd::{render, RenderArgs};
 use deepstyle_coordinator::imaging::{self, DecodeLimits};
-use deepstyle_coordinator::scales::ScalePlanOptions;
 use deepstyle_coordinator::tiling::plan_tiles;
 use deepstyle_worker::stylize::measure;
 use deepstyle_worker::{Pooling, StyleImage, StyleTarget, StylizeOptions, Vgg19};
@@ -17,83 +19,89 @@ const WIDTH: u32 = 192;
 const HEIGHT: u32 = 144;
 const TILE: u32 = 160;
 const OVERLAP: u32 = 24;
+const ITERATIONS: u32 = 25;
+/// Layers up to relu4_1 (content relu4_2), so the automatic halo (42 px) leaves tiles room.
+const STYLE_LAYERS: &str = "relu1_1,relu2_1,relu3_1,relu4_1";
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+fn example(name: &str) -> PathBuf {
+    root().join("examples/inputs").join(name)
+}
+
 fn load(name: &str) -> Rgb32FImage {
-    let path = root().join("examples/inputs").join(name);
-    imaging::load(&path, &DecodeLimits::default())
+    imaging::load(&example(name), &DecodeLimits::default())
         .expect("bundled example decodes")
         .rgb
 }
 
-/// Layers up to relu4_2, so the automatic halo (42 px) leaves tiles room at this small size.
+/// The same options as the renders, for measuring their losses.
 fn options() -> StylizeOptions {
     StylizeOptions {
-        style_layers: ["relu1_1", "relu2_1", "relu3_1", "relu4_1"]
-            .map(String::from)
-            .to_vec(),
-        iterations: 25,
+        style_layers: STYLE_LAYERS.split(',').map(String::from).collect(),
+        iterations: ITERATIONS,
         ..StylizeOptions::default()
     }
 }
 
-fn layout(tile_size: u32) -> Layout {
-    Layout {
-        scales: ScalePlanOptions {
-            base_size: 96,
-            ..ScalePlanOptions::default()
-        },
-        tile_size,
-        overlap: OVERLAP,
-        ..Layout::default()
-    }
+#[derive(Debug, Parser)]
+struct Command {
+    #[command(flatten)]
+    render: RenderArgs,
+}
+
+/// Renders Tübingen in The Starry Night at 192x144 from a 96 px first scale.
+fn run(tile: u32) -> (Rgb32FImage, Rendered, usize) {
+    let (content, style) = (example("tubingen.jpg"), example("starry_night.jpg"));
+    let weights = root().join("models/vgg19_normalised.safetensors");
+    let command = Command::parse_from([
+        "render".as_ref(),
+        content.as_os_str(),
+        "--style".as_ref(),
+        style.as_os_str(),
+        "--weights".as_ref(),
+        weights.as_os_str(),
+        "--device=cpu".as_ref(),
+        "--sixteen-bit".as_ref(),
+        format!("--size={WIDTH}").as_ref(),
+        "--base-size=96".as_ref(),
+        format!("--tile={tile}").as_ref(),
+        format!("--overlap={OVERLAP}").as_ref(),
+        format!("--iterations={ITERATIONS}").as_ref(),
+        format!("--style-layers={STYLE_LAYERS}").as_ref(),
+    ]);
+    let progress = Arc::new(RenderProgress::quiet());
+    let rendered = render(&command.render, progress.clone()).expect("render");
+    let image = imaging::decode(&rendered.png, &DecodeLimits::default())
+        .expect("the output decodes")
+        .rgb;
+    (image, rendered, progress.style_targets_run())
 }
 
 /// The renders, shared by the tests (the network itself is not `Sync`, so each test loads its own).
 struct Fixture {
     content: Rgb32FImage,
     style: Rgb32FImage,
-    tiled: (Rgb32FImage, RenderStats),
-    untiled: (Rgb32FImage, RenderStats),
+    tiled: (Rgb32FImage, Rendered, usize),
+    untiled: (Rgb32FImage, Rendered, usize),
 }
 
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let vgg = network();
-        let content = load("tubingen.jpg");
-        let style = load("starry_night.jpg");
-        let styles = [StyleSource {
-            image: style.clone(),
-            weight: 1.0,
-        }];
-        let size = (WIDTH, HEIGHT);
-        let run = |tile| {
-            render(
-                &vgg,
-                &content,
-                &styles,
-                None,
-                size,
-                &options(),
-                &layout(tile),
-                &mut Quiet,
-            )
-        };
-        let tiled = run(TILE).expect("tiled render");
-        let untiled = run(1024).expect("untiled render");
+        let tiled = run(TILE);
+        let untiled = run(1024);
         if let Some(dir) = std::env::var_os("DEEPSTYLE_TEST_OUTPUT") {
             let dir = PathBuf::from(dir);
-            for (name, (image, _)) in [("tiled.png", &tiled), ("untiled.png", &untiled)] {
+            for (name, (image, _, _)) in [("tiled.png", &tiled), ("untiled.png", &untiled)] {
                 imaging::save(&dir.join(name), image, None, imaging::BitDepth::Eight).unwrap();
             }
         }
         Fixture {
-            content,
-            style,
+            content: load("tubingen.jpg"),
+            style: load("starry_night.jpg"),
             tiled,
             untiled,
         }
@@ -127,20 +135,24 @@ fn mean_abs_dy(img: &Rgb32FImage, y: u32) -> f64 {
 
 #[test]
 fn tiled_render_has_several_tiles_and_one_style_target_per_scale() {
-    let (_, stats) = &fixture().tiled;
-    assert_eq!(stats.scales.len(), 2, "{:?}", stats.scales);
-    assert_eq!(stats.tiles_per_scale[0], 1);
-    assert!(stats.tiles_per_scale[1] >= 6, "{:?}", stats.tiles_per_scale);
-    assert_eq!(stats.style_targets_computed, stats.scales.len());
+    let (_, rendered, style_targets) = &fixture().tiled;
+    let plan = &rendered.plan;
+    assert_eq!(plan.scales.len(), 2, "{:?}", plan.scales);
+    assert_eq!(plan.num_tiles(0), 1);
+    assert!(plan.num_tiles(1) >= 6, "{} tiles", plan.num_tiles(1));
+    assert_eq!(*style_targets, plan.scales.len());
+    let (_, untiled, style_targets) = &fixture().untiled;
+    assert_eq!(*style_targets, untiled.plan.scales.len());
 }
 
 #[test]
 fn tile_borders_are_invisible() {
-    let (image, stats) = &fixture().tiled;
-    assert!(stats.tiles_per_scale[1] > 1);
-    // The same plan the pipeline made for the finest scale: core = tile - 2 * halo.
+    let (image, rendered, _) = &fixture().tiled;
+    // The same plan the job made for the finest scale: core = tile - 2 * halo.
     let halo = 42;
+    assert_eq!(rendered.plan.halo, halo);
     let plan = plan_tiles(WIDTH, HEIGHT, TILE - 2 * halo, OVERLAP).unwrap();
+    assert_eq!(rendered.plan.tiles[1].as_ref(), Some(&plan));
     let mut border_cols: Vec<u32> = Vec::new();
     let mut border_rows: Vec<u32> = Vec::new();
     for tile in plan.tiles() {
@@ -212,7 +224,9 @@ fn tiled_style_loss_is_within_15_percent_of_untiled() {
         "the untiled render did not stylise"
     );
     // Both renders remove over 95% of the photo's style loss, and look alike, but the
-    // residual of the tiled one is larger: measured 2.1x here (tiles of 76 px cores).
+    // residual of the tiled one is larger: measured 2.36x here (tiles of 76 px cores), most of
+    // it in relu1_1..relu2_1: each small tile matches the whole painting's Gram matrices on its
+    // own, so every tile grows the painting's strongest motifs.
     // TODO(#3): the issue asks for the tiled residual within 15% of the untiled one.
     assert!(
         tiled.style < start.style * 0.05,

@@ -14,6 +14,7 @@
 //! - [`color`]: keeping the content's colours on the output.
 //! - [`service`]: the JobService and WorkerService gRPC servers.
 //! - [`config`]: the coordinator process settings.
+//! - [`logging`]: the log set-up every DeepStyle binary shares.
 #![warn(missing_docs)]
 
 pub mod blob;
@@ -24,6 +25,7 @@ pub mod ids;
 pub mod imaging;
 pub mod jobs;
 pub mod layers;
+pub mod logging;
 pub mod progressive;
 pub mod scales;
 pub mod service;

@@ -11,7 +11,6 @@ use deepstyle_coordinator::imaging::DecodeLimits;
 use deepstyle_coordinator::jobs::JobManager;
 use deepstyle_coordinator::service::{self, ServeOptions};
 use deepstyle_coordinator::store::{MemoryStore, RedisStore, Store};
-use tracing_subscriber::EnvFilter;
 
 /// Command-line flags; each overrides the file and the environment.
 #[derive(Debug, Parser)]
@@ -52,15 +51,7 @@ async fn main() -> anyhow::Result<()> {
     config.log_json |= args.log_json;
     config.validate()?;
 
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    if config.log_json {
-        tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(filter)
-            .init();
-    } else {
-        tracing_subscriber::fmt().with_env_filter(filter).init();
-    }
+    deepstyle_coordinator::logging::init(config.log_json);
 
     let store: Arc<dyn Store> = match &config.redis_url {
         Some(url) => Arc::new(

@@ -12,9 +12,9 @@
 //!
 //! Weights are separable (`w(x, y) = wx(x) * wy(y)`) and each axis is a partition of unity, so
 //! the weights of all tiles at any pixel sum to one up to float rounding. On an axis, each pair
-//! of consecutive spans gets a *blend zone* inside their overlap; across it the earlier span
-//! ramps from 1 to 0 with a raised cosine (Hann) and the later one takes the exact complement.
-//! Outside blend zones a pixel belongs to one span with weight 1.
+//! of consecutive spans gets a *blend zone* inside their overlap; across the middle
+//! [`FEATHER_FRACTION`] of it the earlier span ramps from 1 to 0 with a raised cosine (Hann) and
+//! the later one takes the exact complement. Elsewhere a pixel belongs to one span with weight 1.
 //!
 //! The blend zone of a pair is normally their whole overlap. But even spreading, just after
 //! the span count steps up, can pull spans so close that three cover the same pixels (with
@@ -28,6 +28,15 @@ use thiserror::Error;
 use self::axis::{axis_count, AxisPlan};
 
 mod axis;
+
+/// Fraction of each blend zone (the overlap of two tiles) over which their weights ramp,
+/// centred on its middle; on either side of the ramp one tile has all the weight.
+///
+/// Averaging two tiles' textures washes out fine texture, while too short a ramp lets borders
+/// show. Measured on the CI tiled render (cli/tests/tiled.rs, 192x144, 76 px cores):
+/// fraction 1.0 gave border/elsewhere gradient 1.135 and tiled/untiled style loss 2.24x;
+/// 0.5 gave 0.957 and 2.36x; 0.25 gave 0.934 and 2.58x.
+pub const FEATHER_FRACTION: f32 = 0.5;
 
 /// The most tiles one plan may hold, a guard against absurd sizes before anything is allocated.
 pub const MAX_TILES: u64 = 1 << 20;

@@ -67,6 +67,7 @@ impl Process {
     fn spawn(command: &mut Command, log: PathBuf) -> Self {
         let file = std::fs::File::create(&log).expect("the log file can be created");
         let child = command
+            .env("NO_COLOR", "1")
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()

@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use deepstyle_worker::farm::{self, WorkerConfig};
-use tracing_subscriber::EnvFilter;
 
 /// Command-line flags; each overrides the file and the `DEEPSTYLE_WORKER_*` environment.
 #[derive(Debug, Parser)]
@@ -48,15 +47,7 @@ async fn main() -> anyhow::Result<()> {
     config.log_json |= args.log_json;
     config.validate()?;
 
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    if config.log_json {
-        tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(filter)
-            .init();
-    } else {
-        tracing_subscriber::fmt().with_env_filter(filter).init();
-    }
+    deepstyle_coordinator::logging::init(config.log_json);
     farm::run(config, shutdown_signal()).await
 }
 

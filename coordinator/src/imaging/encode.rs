@@ -87,6 +87,18 @@ impl OutputFormat {
     }
 }
 
+/// Checks, before any work, that [`save`] can write `path` at `depth`.
+pub fn check_output(path: &Path, depth: BitDepth) -> Result<()> {
+    let format = OutputFormat::from_path(path)?;
+    if depth == BitDepth::Sixteen && !format.holds_sixteen_bits() {
+        return Err(ImagingError::UnsupportedDepth {
+            path: path.to_path_buf(),
+            format: format.name(),
+        });
+    }
+    Ok(())
+}
+
 /// Writes an image to `path` in the format its extension names, atomically.
 ///
 /// Supported extensions are `png`, `jpg`/`jpeg`, `webp` (lossless), `tif`/`tiff` and `bmp`.
@@ -100,14 +112,8 @@ pub fn save(
     alpha: Option<&GrayF32>,
     depth: BitDepth,
 ) -> Result<()> {
+    check_output(path, depth)?;
     let format = OutputFormat::from_path(path)?;
-    if depth == BitDepth::Sixteen && !format.holds_sixteen_bits() {
-        return Err(ImagingError::UnsupportedDepth {
-            path: path.to_path_buf(),
-            format: format.name(),
-        });
-    }
-
     let alpha = match alpha {
         Some(_) if !format.holds_alpha() => {
             let format = format.name();

@@ -7,14 +7,17 @@ use std::sync::Arc;
 use deepstyle_proto::v1::job_service_server::JobServiceServer;
 use deepstyle_proto::v1::worker_service_server::WorkerServiceServer;
 use deepstyle_proto::{FILE_DESCRIPTOR_SET, MAX_MESSAGE_BYTES};
-use futures::FutureExt;
+use futures::{FutureExt, Stream};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::Connected;
 use tracing::info;
 
 use crate::jobs::JobManager;
 
 mod error;
+pub mod in_process;
 mod job_api;
 mod worker_api;
 
@@ -68,6 +71,23 @@ pub async fn serve(
     options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    info!(addr = ?listener.local_addr().ok(), "listening");
+    let incoming = TcpListenerStream::new(listener);
+    serve_incoming(incoming, manager, options, shutdown).await
+}
+
+/// Resumes active jobs, then serves both services on the connections `incoming` yields until
+/// `shutdown` resolves, running lease expiry in the background.
+pub async fn serve_incoming<IO, IE>(
+    incoming: impl Stream<Item = Result<IO, IE>> + Send + 'static,
+    manager: Arc<JobManager>,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError>
+where
+    IO: AsyncRead + AsyncWrite + Connected + Unpin + Send + 'static,
+    IE: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     manager.reconcile().await?;
     let shutdown = shutdown.shared();
 
@@ -87,13 +107,12 @@ pub async fn serve(
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
 
     let maintenance = tokio::spawn(manager.run_maintenance(shutdown.clone()));
-    info!(addr = ?listener.local_addr().ok(), "listening");
     let result = tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection)
         .add_service(jobs)
         .add_service(workers)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(incoming, shutdown)
         .await;
     maintenance.abort();
     info!("shut down");

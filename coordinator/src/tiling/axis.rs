@@ -60,11 +60,12 @@ impl AxisPlan {
     }
 }
 
-/// Returns the raised-cosine weight, falling from 1 to 0 across `zone`, at pixel `pos`.
+/// Returns the raised-cosine weight, falling from 1 to 0 across the middle
+/// [`super::FEATHER_FRACTION`] of `zone`, at pixel `pos`.
 fn ramp_down(zone: Span, pos: u32) -> f32 {
-    // Sample at pixel centres so the ramp is symmetric and never exactly 0 or 1 inside the zone.
-    let t = (pos - zone.start) as f32 + 0.5;
-    let t = t / zone.len as f32;
+    // Sample at pixel centres so the ramp is symmetric about the zone's middle.
+    let t = ((pos - zone.start) as f32 + 0.5) / zone.len as f32;
+    let t = ((t - 0.5) / super::FEATHER_FRACTION + 0.5).clamp(0.0, 1.0);
     0.5 * (1.0 + (PI * t).cos())
 }
 
@@ -203,15 +204,16 @@ mod tests {
     }
 
     #[test]
-    fn ramps_are_raised_cosines_over_the_overlap() {
+    fn ramps_are_raised_cosines_over_the_middle_of_the_overlap() {
         let axis = AxisPlan::new(16, 10, 4);
         assert_eq!(axis.zones, [Span { start: 6, len: 4 }]);
-        let expected = [
-            0.5 * (1.0 + (PI / 8.0).cos()),
-            0.5 * (1.0 + (3.0 * PI / 8.0).cos()),
-        ];
-        assert!((axis.weight(0, 6) - expected[0]).abs() < 1e-6);
-        assert!((axis.weight(0, 7) - expected[1]).abs() < 1e-6);
+        // With FEATHER_FRACTION = 0.5 the ramp spans pixels 7 and 8 of the zone 6..10.
+        assert_eq!(super::super::FEATHER_FRACTION, 0.5);
+        assert_eq!(axis.weight(0, 6), 1.0);
+        let expected = 0.5 * (1.0 + (PI / 4.0).cos());
+        assert!((axis.weight(0, 7) - expected).abs() < 1e-6);
+        assert!((axis.weight(0, 8) - (1.0 - expected)).abs() < 1e-6);
+        assert_eq!(axis.weight(0, 9), 0.0);
         assert_eq!(axis.weight(0, 5), 1.0);
         assert_eq!(axis.weight(1, 10), 1.0);
         assert_eq!(axis.weight(1, 5), 0.0);

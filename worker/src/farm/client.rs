@@ -32,10 +32,15 @@ impl CoordinatorClient {
             })?
             .connect_timeout(Duration::from_secs(5))
             .tcp_nodelay(true);
-        let client = WorkerServiceClient::new(endpoint.connect_lazy())
+        Ok(Self::from_channel(endpoint.connect_lazy()))
+    }
+
+    /// Talks to the coordinator over an existing channel (e.g. an in-process one).
+    pub fn from_channel(channel: Channel) -> Self {
+        let client = WorkerServiceClient::new(channel)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        Ok(Self { client })
+        Self { client }
     }
 
     fn request<T>(message: T, timeout: Duration) -> tonic::Request<T> {

@@ -14,7 +14,7 @@ use tracing::info;
 
 use super::cache::StyleCache;
 use super::error::{FarmError, Result};
-use super::task::{self, Control};
+use super::task::{self, Control, TaskObserver, Watchers};
 use crate::style_target::StyleTarget;
 use crate::vgg::{layer_position, Pooling, Vgg19};
 
@@ -32,6 +32,8 @@ pub struct EngineSettings {
     pub threads: Option<i32>,
     /// Style targets kept in memory.
     pub style_cache_entries: usize,
+    /// Receives progress and intermediate images of every task, if set.
+    pub observer: Option<Arc<dyn TaskObserver>>,
 }
 
 /// The inputs of one task, fetched from the coordinator.
@@ -62,6 +64,7 @@ struct Request {
 pub struct Engine {
     requests: mpsc::Sender<Request>,
     cached: Arc<Mutex<HashSet<String>>>,
+    device: Device,
 }
 
 impl Engine {
@@ -70,6 +73,7 @@ impl Engine {
         let (requests, incoming) = mpsc::channel::<Request>();
         let (ready, loaded) = oneshot::channel();
         let cached = Arc::new(Mutex::new(HashSet::new()));
+        let device = settings.device;
         let keys = Arc::clone(&cached);
         std::thread::Builder::new()
             .name("deepstyle-engine".into())
@@ -106,7 +110,16 @@ impl Engine {
             })
             .map_err(|_| FarmError::EngineGone)?;
         loaded.await.map_err(|_| FarmError::EngineGone)??;
-        Ok(Self { requests, cached })
+        Ok(Self {
+            requests,
+            cached,
+            device,
+        })
+    }
+
+    /// Returns the device the engine runs on.
+    pub fn device(&self) -> Device {
+        self.device
     }
 
     /// Returns whether the engine holds the style target stored under `key`.
@@ -146,6 +159,9 @@ struct EngineState {
 
 impl EngineState {
     fn run(&mut self, task: &pb::Task, inputs: Inputs, control: &Control) -> Result<Vec<u8>> {
+        if let Some(observer) = &self.settings.observer {
+            observer.on_task(task);
+        }
         match (&task.kind, inputs) {
             (Some(pb::task::Kind::StyleTarget(style)), Inputs::StyleTarget(images)) => {
                 self.ensure(style.pooling(), &style.style_layers)?;
@@ -183,7 +199,12 @@ impl EngineState {
                     what: key.clone(),
                     reason: "style target neither sent nor cached".into(),
                 })?;
-                task::tile(&self.vgg, target, tile, &content, init.as_deref(), control)
+                let watchers = Watchers {
+                    task,
+                    control,
+                    observer: self.settings.observer.as_deref(),
+                };
+                task::tile(&self.vgg, target, tile, &content, init.as_deref(), watchers)
             }
             _ => Err(FarmError::BadInput {
                 what: task.task_id.clone(),

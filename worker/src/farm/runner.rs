@@ -45,12 +45,24 @@ pub async fn run(
         device,
         threads: config.threads,
         style_cache_entries: config.style_cache_entries,
+        observer: None,
     })
     .await?;
-    let device_name = device::describe(device);
-    let memory_bytes = config.memory_bytes.unwrap_or_else(system_memory_bytes);
     let client = CoordinatorClient::connect(&config.coordinator)?;
+    serve(config, client, engine, shutdown).await;
+    Ok(())
+}
 
+/// Serves tasks with a started engine over `client` until `shutdown` resolves; the
+/// coordinator address and engine settings of `config` are not used.
+pub async fn serve(
+    config: WorkerConfig,
+    client: CoordinatorClient,
+    engine: Engine,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let device_name = device::describe(engine.device());
+    let memory_bytes = config.memory_bytes.unwrap_or_else(system_memory_bytes);
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
@@ -69,7 +81,6 @@ pub async fn run(
     };
     worker.serve().await;
     info!("worker stopped");
-    Ok(())
 }
 
 struct Worker {

@@ -29,6 +29,21 @@ pub struct Control {
     pub iteration: AtomicU32,
 }
 
+/// Watches the tasks an engine runs: what `deepstyle render` uses for its progress bar and
+/// intermediate images. Every method has a do-nothing default.
+pub trait TaskObserver: Send + Sync + std::fmt::Debug {
+    /// Called when a task starts on the engine.
+    fn on_task(&self, _task: &pb::Task) {}
+    /// Called after every optimiser iteration of a tile.
+    fn on_iteration(&self, _task: &pb::Task, _progress: &Progress) {}
+    /// Returns how often an intermediate image of a whole-image tile is wanted.
+    fn snapshot_every(&self) -> Option<u32> {
+        None
+    }
+    /// Receives an intermediate image of a whole-image tile.
+    fn on_snapshot(&self, _task: &pb::Task, _iteration: u32, _image: &Rgb32FImage) {}
+}
+
 /// Decodes an image blob, refusing bad input as final.
 pub fn decode(what: &str, bytes: &[u8]) -> Result<Rgb32FImage> {
     imaging::decode(bytes, &DecodeLimits::default())
@@ -111,6 +126,17 @@ pub fn stylize_options(
     })
 }
 
+/// What a tile run reports to: the heartbeat's control and, optionally, an observer.
+#[derive(Debug, Clone, Copy)]
+pub struct Watchers<'a> {
+    /// The task being run.
+    pub task: &'a pb::Task,
+    /// Iteration counter and stop flag shared with the heartbeat.
+    pub control: &'a Control,
+    /// Progress and snapshot receiver, if any.
+    pub observer: Option<&'a dyn TaskObserver>,
+}
+
 /// Optimises a tile and returns its inner rect as a 16-bit PNG.
 pub fn tile(
     vgg: &Vgg19,
@@ -118,7 +144,7 @@ pub fn tile(
     task: &pb::TileTask,
     content: &[u8],
     init: Option<&[u8]>,
-    control: &Control,
+    watchers: Watchers<'_>,
 ) -> Result<Vec<u8>> {
     let content = decode(&task.content_blob, content)?;
     let init = init.map(|bytes| decode("init_blob", bytes)).transpose()?;
@@ -143,7 +169,10 @@ pub fn tile(
     });
     let params = task.params.clone().unwrap_or_default();
     let options = stylize_options(&params, task.iterations, init.is_some(), region)?;
-    let mut observer = TileObserver { control };
+    let mut observer = TileObserver {
+        watchers,
+        whole: region.is_none(),
+    };
     let out = stylize(
         vgg,
         &content,
@@ -161,14 +190,19 @@ pub fn tile(
 }
 
 struct TileObserver<'a> {
-    control: &'a Control,
+    watchers: Watchers<'a>,
+    whole: bool,
 }
 
 impl Observer for TileObserver<'_> {
     fn on_iteration(&mut self, progress: &Progress) {
-        self.control
+        let w = self.watchers;
+        w.control
             .iteration
             .store(progress.iteration, Ordering::Relaxed);
+        if let Some(observer) = w.observer {
+            observer.on_iteration(w.task, progress);
+        }
         debug!(
             iteration = progress.iteration,
             loss = progress.losses.total(),
@@ -177,7 +211,18 @@ impl Observer for TileObserver<'_> {
     }
 
     fn should_stop(&self) -> bool {
-        self.control.stop.load(Ordering::Relaxed)
+        self.watchers.control.stop.load(Ordering::Relaxed)
+    }
+
+    fn snapshot_every(&self) -> Option<u32> {
+        let observer = self.watchers.observer.filter(|_| self.whole)?;
+        observer.snapshot_every()
+    }
+
+    fn on_snapshot(&mut self, iteration: u32, image: &Rgb32FImage) {
+        if let Some(observer) = self.watchers.observer {
+            observer.on_snapshot(self.watchers.task, iteration, image);
+        }
     }
 }
 

@@ -1,0 +1,17 @@
+//! Log set-up shared by the three binaries: `RUST_LOG` filtering (default `info`), lines or
+//! JSON on request, always on stderr so that a command's stdout stays its output.
+
+use tracing_subscriber::EnvFilter;
+
+/// Installs the global tracing subscriber; `json` switches to one JSON object per line.
+pub fn init(json: bool) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
