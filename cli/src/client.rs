@@ -5,10 +5,11 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
+use deepstyle_coordinator::service::connect;
 use deepstyle_proto::v1::job_service_client::JobServiceClient;
 use deepstyle_proto::MAX_MESSAGE_BYTES;
 use serde::Deserialize;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 /// Exit code of a command that worked.
 pub const EXIT_OK: u8 = 0;
@@ -70,7 +71,10 @@ pub struct ConnectArgs {
     /// Bearer token sent with every call.
     #[arg(long, env = "DEEPSTYLE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-    /// TOML file with `coordinator` and `token` keys.
+    /// PEM CA certificate to trust for an https:// coordinator (default: public roots).
+    #[arg(long, env = "DEEPSTYLE_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+    /// TOML file with `coordinator`, `token` and `tls_ca` keys.
     #[arg(long = "client-config", env = "DEEPSTYLE_CLIENT_CONFIG")]
     pub client_config: Option<PathBuf>,
 }
@@ -80,6 +84,7 @@ pub struct ConnectArgs {
 struct FileConfig {
     coordinator: Option<String>,
     token: Option<String>,
+    tls_ca: Option<PathBuf>,
 }
 
 /// A JobService client that sends the token with every call.
@@ -114,8 +119,14 @@ impl Client {
             ),
             None => None,
         };
-        let channel = Endpoint::from_shared(address.clone())
-            .with_context(|| format!("invalid coordinator address {address}"))?
+        let ca_pem = match args.tls_ca.clone().or(file.tls_ca) {
+            Some(path) => Some(
+                std::fs::read(&path)
+                    .with_context(|| format!("failed to read the CA file {}", path.display()))?,
+            ),
+            None => None,
+        };
+        let channel = connect::endpoint(&address, ca_pem.as_deref())?
             .connect()
             .await
             .with_context(|| format!("failed to connect to coordinator {address}"))?;

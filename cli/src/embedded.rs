@@ -14,6 +14,7 @@ use deepstyle_coordinator::blob::LocalBlobStore;
 use deepstyle_coordinator::imaging::{self, DecodeLimits};
 use deepstyle_coordinator::jobs::plan::{self, JobPlan};
 use deepstyle_coordinator::jobs::JobManager;
+use deepstyle_coordinator::service::connect::BearerToken;
 use deepstyle_coordinator::service::in_process::serve_in_process;
 use deepstyle_coordinator::service::{ServeError, ServeOptions};
 use deepstyle_coordinator::store::{MemoryStore, StoreConfig};
@@ -61,7 +62,7 @@ impl EmbeddedFarm {
         );
         let worker = tokio::spawn(runner::serve(
             WorkerConfig::default(),
-            CoordinatorClient::from_channel(channel.clone()),
+            CoordinatorClient::from_channel(channel.clone(), BearerToken::default()),
             engine,
             until_stopped(stopped),
         ));

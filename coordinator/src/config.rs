@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::jobs::RequestLimits;
 use crate::store::{StoreConfig, LEASE_TTL_SECS, MAX_ATTEMPTS};
 
 /// Prefix of the environment variables that override the file (e.g. `..._REDIS_URL`).
@@ -30,12 +31,29 @@ pub struct CoordinatorConfig {
     pub max_attempts: u32,
     /// Largest upload or task result, in bytes.
     pub max_upload_bytes: usize,
+    /// Largest uploaded image, in pixels.
+    pub max_image_pixels: u64,
+    /// Most iterations a job may ask for.
+    pub max_iterations: u32,
+    /// Most style images in one job.
+    pub max_styles: u32,
+    /// Most queued or running jobs per client address.
+    pub max_active_jobs_per_client: u32,
+    /// Bearer token required on every JobService and WorkerService call, if set.
+    pub token: Option<String>,
+    /// PEM certificate chain to serve TLS with (needs `tls_key`).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// Address of the Prometheus metrics endpoint (`/metrics`), if set.
+    pub metrics_listen: Option<SocketAddr>,
     /// Whether logs are JSON lines.
     pub log_json: bool,
 }
 
 impl Default for CoordinatorConfig {
     fn default() -> Self {
+        let limits = RequestLimits::default();
         Self {
             listen: SocketAddr::from(([0, 0, 0, 0], 50051)),
             redis_url: None,
@@ -44,6 +62,14 @@ impl Default for CoordinatorConfig {
             lease_ttl_secs: LEASE_TTL_SECS,
             max_attempts: MAX_ATTEMPTS,
             max_upload_bytes: crate::service::MAX_UPLOAD_BYTES,
+            max_image_pixels: limits.max_image_pixels,
+            max_iterations: limits.max_iterations,
+            max_styles: limits.max_styles,
+            max_active_jobs_per_client: limits.max_active_jobs_per_client,
+            token: None,
+            tls_cert: None,
+            tls_key: None,
+            metrics_listen: None,
             log_json: false,
         }
     }
@@ -108,7 +134,39 @@ impl CoordinatorConfig {
         if self.max_upload_bytes < 1024 {
             return invalid("max_upload_bytes", "must be at least 1024");
         }
+        for (setting, value) in [
+            ("max_image_pixels", self.max_image_pixels),
+            ("max_iterations", u64::from(self.max_iterations)),
+            ("max_styles", u64::from(self.max_styles)),
+            (
+                "max_active_jobs_per_client",
+                u64::from(self.max_active_jobs_per_client),
+            ),
+        ] {
+            if value == 0 {
+                return invalid(setting, "must be at least 1");
+            }
+        }
+        if let Some(token) = &self.token {
+            let printable = token.bytes().all(|b| b.is_ascii_graphic());
+            if token.is_empty() || !printable {
+                return invalid("token", "must be non-empty printable ASCII without spaces");
+            }
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return invalid("tls_cert", "tls_cert and tls_key go together");
+        }
         Ok(())
+    }
+
+    /// Returns the limits on client requests.
+    pub fn request_limits(&self) -> RequestLimits {
+        RequestLimits {
+            max_image_pixels: self.max_image_pixels,
+            max_iterations: self.max_iterations,
+            max_styles: self.max_styles,
+            max_active_jobs_per_client: self.max_active_jobs_per_client,
+        }
     }
 
     /// Returns the lease rules.
@@ -142,5 +200,15 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("redis_url"));
+        let bad = CoordinatorConfig {
+            token: Some("two words".into()),
+            ..Default::default()
+        };
+        assert!(bad.validate().unwrap_err().to_string().contains("token"));
+        let bad = CoordinatorConfig {
+            tls_key: Some("key.pem".into()),
+            ..Default::default()
+        };
+        assert!(bad.validate().unwrap_err().to_string().contains("tls_cert"));
     }
 }

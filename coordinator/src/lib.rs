@@ -15,6 +15,7 @@
 //! - [`service`]: the JobService and WorkerService gRPC servers.
 //! - [`config`]: the coordinator process settings.
 //! - [`logging`]: the log set-up every DeepStyle binary shares.
+//! - [`metrics`]: Prometheus metric names and their endpoint.
 #![warn(missing_docs)]
 
 pub mod blob;
@@ -26,6 +27,7 @@ pub mod imaging;
 pub mod jobs;
 pub mod layers;
 pub mod logging;
+pub mod metrics;
 pub mod progressive;
 pub mod scales;
 pub mod service;

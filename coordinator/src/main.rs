@@ -9,7 +9,8 @@ use deepstyle_coordinator::blob::LocalBlobStore;
 use deepstyle_coordinator::config::CoordinatorConfig;
 use deepstyle_coordinator::imaging::DecodeLimits;
 use deepstyle_coordinator::jobs::JobManager;
-use deepstyle_coordinator::service::{self, ServeOptions};
+use deepstyle_coordinator::metrics;
+use deepstyle_coordinator::service::{self, ServeOptions, TlsFiles};
 use deepstyle_coordinator::store::{MemoryStore, RedisStore, Store};
 
 /// Command-line flags; each overrides the file and the environment.
@@ -34,6 +35,15 @@ struct Args {
     /// Leases per task before its job fails.
     #[arg(long)]
     max_attempts: Option<u32>,
+    /// PEM certificate chain to serve TLS with.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Address of the Prometheus metrics endpoint, e.g. 0.0.0.0:9090.
+    #[arg(long)]
+    metrics_listen: Option<std::net::SocketAddr>,
     /// Log JSON lines.
     #[arg(long)]
     log_json: bool,
@@ -48,6 +58,9 @@ async fn main() -> anyhow::Result<()> {
     config.blob_dir = args.blob_dir.unwrap_or(config.blob_dir);
     config.lease_ttl_secs = args.lease_ttl_secs.unwrap_or(config.lease_ttl_secs);
     config.max_attempts = args.max_attempts.unwrap_or(config.max_attempts);
+    config.tls_cert = args.tls_cert.or(config.tls_cert);
+    config.tls_key = args.tls_key.or(config.tls_key);
+    config.metrics_listen = args.metrics_listen.or(config.metrics_listen);
     config.log_json |= args.log_json;
     config.validate()?;
 
@@ -62,12 +75,31 @@ async fn main() -> anyhow::Result<()> {
         None => Arc::new(MemoryStore::new(config.store_config())),
     };
     let blobs = Arc::new(LocalBlobStore::new(&config.blob_dir).context("failed to open blob dir")?);
-    let manager = JobManager::new(store, blobs, DecodeLimits::default());
+    let manager = JobManager::with_request_limits(
+        store,
+        blobs,
+        DecodeLimits::default(),
+        config.request_limits(),
+    );
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsFiles {
+            cert_pem: std::fs::read(cert)
+                .with_context(|| format!("failed to read tls_cert {}", cert.display()))?,
+            key_pem: std::fs::read(key)
+                .with_context(|| format!("failed to read tls_key {}", key.display()))?,
+        }),
+        _ => None,
+    };
+    if let Some(addr) = config.metrics_listen {
+        metrics::serve(addr).context("failed to start the metrics endpoint")?;
+    }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("failed to listen on {}", config.listen))?;
     let options = ServeOptions {
         max_upload_bytes: config.max_upload_bytes,
+        token: config.token.clone(),
+        tls,
         ..ServeOptions::default()
     };
     service::serve(listener, manager, options, shutdown_signal()).await?;

@@ -70,7 +70,9 @@ async fn check_lease_complete_flow(store: Arc<dyn Store>) {
         store.job(&job).await.unwrap().unwrap().state,
         JobState::Queued
     );
+    assert_eq!(store.queue_len().await.unwrap(), 2);
     let first = store.lease(&worker()).await.unwrap().unwrap();
+    assert_eq!(store.queue_len().await.unwrap(), 1);
     assert_eq!((first.task.clone(), first.attempt), (tasks[0].clone(), 1));
     assert_eq!(first.payload, tasks[0].to_string().into_bytes());
     assert_eq!(

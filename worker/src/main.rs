@@ -30,6 +30,15 @@ struct Args {
     /// Heartbeat interval in milliseconds (default: the coordinator's).
     #[arg(long)]
     heartbeat_ms: Option<u32>,
+    /// Bearer token sent with every call.
+    #[arg(long, env = "DEEPSTYLE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// PEM CA certificate to trust for an https:// coordinator.
+    #[arg(long, env = "DEEPSTYLE_TLS_CA")]
+    tls_ca: Option<PathBuf>,
+    /// Address of the Prometheus metrics endpoint, e.g. 0.0.0.0:9091.
+    #[arg(long)]
+    metrics_listen: Option<std::net::SocketAddr>,
     /// Log JSON lines.
     #[arg(long)]
     log_json: bool,
@@ -44,6 +53,9 @@ async fn main() -> anyhow::Result<()> {
     config.threads = args.threads.or(config.threads);
     config.weights = args.weights.or(config.weights);
     config.heartbeat_ms = args.heartbeat_ms.or(config.heartbeat_ms);
+    config.token = args.token.or(config.token);
+    config.tls_ca = args.tls_ca.or(config.tls_ca);
+    config.metrics_listen = args.metrics_listen.or(config.metrics_listen);
     config.log_json |= args.log_json;
     config.validate()?;
 

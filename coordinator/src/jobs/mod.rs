@@ -20,7 +20,7 @@ use tracing::{info, warn};
 
 use crate::blob::{self, BlobStore};
 use crate::ids::{InvalidId, JobId};
-use crate::imaging::DecodeLimits;
+use crate::imaging::{DecodeLimits, ImagingError};
 use crate::store::{JobRecord, JobState, NewJob, Store, StoreError};
 
 mod advance;
@@ -72,6 +72,14 @@ pub enum JobError {
         /// Its state.
         state: JobState,
     },
+    /// A request goes beyond a configured limit (see [`RequestLimits`]).
+    #[error("{what} exceeds the limit of {limit}")]
+    LimitExceeded {
+        /// What was counted, e.g. `active jobs of client 10.0.0.7`.
+        what: String,
+        /// The configured limit.
+        limit: u64,
+    },
     /// A stored or uploaded image could not be decoded or encoded.
     #[error("image {key}: {reason}")]
     Image {
@@ -111,29 +119,90 @@ pub struct ImageInfo {
     pub height: u32,
 }
 
+/// Bounds on what clients may ask of the coordinator; each is configurable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestLimits {
+    /// Largest uploaded image, in pixels.
+    pub max_image_pixels: u64,
+    /// Most iterations a job may ask for at its finest scale.
+    pub max_iterations: u32,
+    /// Most style images in one job.
+    pub max_styles: u32,
+    /// Most queued or running jobs one client (peer address) may have at once.
+    pub max_active_jobs_per_client: u32,
+}
+
+impl Default for RequestLimits {
+    fn default() -> Self {
+        Self {
+            max_image_pixels: crate::imaging::DEFAULT_MAX_PIXELS,
+            max_iterations: plan::MAX_ITERATIONS,
+            max_styles: MAX_STYLES,
+            max_active_jobs_per_client: MAX_ACTIVE_JOBS_PER_CLIENT,
+        }
+    }
+}
+
+/// Most recent jobs the jobs-by-state gauge counts.
+const GAUGE_JOBS_SCANNED: usize = 10_000;
+
+/// Every job state, for gauges that report zeros too.
+const ALL_STATES: [JobState; 5] = [
+    JobState::Queued,
+    JobState::Running,
+    JobState::Succeeded,
+    JobState::Failed,
+    JobState::Cancelled,
+];
+
+/// Default most style images in one job.
+pub const MAX_STYLES: u32 = 16;
+
+/// Default most active jobs per client.
+pub const MAX_ACTIVE_JOBS_PER_CLIENT: u32 = 64;
+
 /// Drives jobs through their scales and hands their tasks to workers.
 #[derive(Debug)]
 pub struct JobManager {
     store: Arc<dyn Store>,
     blobs: Arc<dyn BlobStore>,
     limits: DecodeLimits,
+    request_limits: RequestLimits,
+    /// Jobs submitted by each client through this process, pruned as they end.
+    // Kept in memory: after a restart the count starts again from the jobs submitted since.
+    client_jobs: tokio::sync::Mutex<HashMap<String, Vec<JobId>>>,
+    /// When each leased attempt (`task#attempt`) was handed out, for the duration metric.
+    lease_started: Mutex<HashMap<String, std::time::Instant>>,
     job_locks: Mutex<HashMap<JobId, Arc<tokio::sync::Mutex<()>>>>,
     changes: broadcast::Sender<JobId>,
     work: Notify,
 }
 
 impl JobManager {
-    /// Creates a manager over a state store and a blob store.
+    /// Creates a manager over a state store and a blob store with the default request limits.
     pub fn new(
         store: Arc<dyn Store>,
         blobs: Arc<dyn BlobStore>,
         limits: DecodeLimits,
+    ) -> Arc<Self> {
+        Self::with_request_limits(store, blobs, limits, RequestLimits::default())
+    }
+
+    /// Creates a manager that holds clients to `request_limits`; `limits` bound every decode.
+    pub fn with_request_limits(
+        store: Arc<dyn Store>,
+        blobs: Arc<dyn BlobStore>,
+        limits: DecodeLimits,
+        request_limits: RequestLimits,
     ) -> Arc<Self> {
         let (changes, _) = broadcast::channel(1024);
         Arc::new(Self {
             store,
             blobs,
             limits,
+            request_limits,
+            client_jobs: tokio::sync::Mutex::new(HashMap::new()),
+            lease_started: Mutex::new(HashMap::new()),
             job_locks: Mutex::new(HashMap::new()),
             changes,
             work: Notify::new(),
@@ -162,9 +231,21 @@ impl JobManager {
     /// Checks that `bytes` are an image, stores them under `image/<sha256>` and describes them.
     pub async fn upload_image(&self, bytes: Vec<u8>) -> Result<ImageInfo> {
         let sha256 = hex::encode(Sha256::digest(&bytes));
-        let limits = self.limits;
+        let limits = DecodeLimits {
+            max_pixels: self.request_limits.max_image_pixels,
+            ..self.limits
+        };
         let (bytes, width, height) = tokio::task::spawn_blocking(move || {
-            let image = work::decode("upload", &bytes, &limits)?;
+            let image = crate::imaging::decode(&bytes, &limits).map_err(|e| match e {
+                ImagingError::TooLarge { .. } => JobError::LimitExceeded {
+                    what: format!("upload image ({e})"),
+                    limit: limits.max_pixels,
+                },
+                e => JobError::Image {
+                    key: "upload".into(),
+                    reason: e.to_string(),
+                },
+            })?;
             let (w, h) = image.dimensions();
             Ok::<_, JobError>((bytes, w, h))
         })
@@ -182,10 +263,44 @@ impl JobManager {
         })
     }
 
-    /// Validates a spec, stores the job, queues its first task and returns it.
-    pub async fn submit(self: &Arc<Self>, spec: JobSpec) -> Result<JobRecord> {
+    /// Validates a spec from `client` (its peer address), stores the job, queues its first task
+    /// and returns it.
+    pub async fn submit(self: &Arc<Self>, spec: JobSpec, client: &str) -> Result<JobRecord> {
         let spec = plan::with_defaults(spec);
         plan::validate(&spec)?;
+        let limits = self.request_limits;
+        if spec.iterations > limits.max_iterations {
+            return Err(JobError::InvalidArgument {
+                field: "iterations".into(),
+                reason: format!("must be at most {} on this server", limits.max_iterations),
+            });
+        }
+        if spec.styles.len() > limits.max_styles as usize {
+            return Err(JobError::InvalidArgument {
+                field: "styles".into(),
+                reason: format!("at most {} style images on this server", limits.max_styles),
+            });
+        }
+        let mut client_jobs = self.client_jobs.lock().await;
+        let active = client_jobs.entry(client.to_owned()).or_default();
+        let mut still_active = Vec::with_capacity(active.len());
+        for id in active.drain(..) {
+            if self
+                .store
+                .job(&id)
+                .await?
+                .is_some_and(|j| j.state.is_active())
+            {
+                still_active.push(id);
+            }
+        }
+        *active = still_active;
+        if active.len() >= limits.max_active_jobs_per_client as usize {
+            return Err(JobError::LimitExceeded {
+                what: format!("active jobs of client {client}"),
+                limit: u64::from(limits.max_active_jobs_per_client),
+            });
+        }
         let mut images = vec![("content_sha256".to_owned(), spec.content_sha256.clone())];
         for (i, style) in spec.styles.iter().enumerate() {
             images.push((
@@ -221,7 +336,10 @@ impl JobManager {
                 num_scales: job_plan.scales.len() as u32,
             })
             .await?;
-        info!(job_id = %id, width, height, scales = job_plan.scales.len(), "job accepted");
+        active.push(id.clone());
+        drop(client_jobs);
+        ::metrics::counter!(crate::metrics::JOBS_SUBMITTED).increment(1);
+        info!(job_id = %id, client, width, height, scales = job_plan.scales.len(), "job accepted");
         self.advance(&id).await?;
         self.job(&id).await
     }
@@ -279,6 +397,10 @@ impl JobManager {
                     for expiry in expired {
                         warn!(task = %expiry.task, attempt = expiry.attempt,
                             job_failed = ?expiry.job_failed, "lease expired");
+                        ::metrics::counter!(crate::metrics::LEASE_EXPIRIES).increment(1);
+                        if expiry.job_failed.is_none() {
+                            ::metrics::counter!(crate::metrics::TASK_RETRIES).increment(1);
+                        }
                         self.changed(&expiry.task.job);
                         self.work.notify_waiters();
                     }
@@ -288,7 +410,43 @@ impl JobManager {
             if let Err(e) = self.reconcile().await {
                 warn!(error = %e, "reconcile failed");
             }
+            if let Err(e) = self.record_gauges().await {
+                warn!(error = %e, "cannot read the job and queue gauges");
+            }
         }
+    }
+
+    /// Sets the jobs-by-state and backlog gauges from the store.
+    async fn record_gauges(&self) -> Result<()> {
+        let backlog = self.store.queue_len().await?;
+        ::metrics::gauge!(crate::metrics::TILE_BACKLOG).set(backlog as f64);
+        let mut counts: HashMap<&'static str, u64> = HashMap::new();
+        for job in self.store.list_jobs(GAUGE_JOBS_SCANNED).await? {
+            *counts.entry(job.state.as_str()).or_default() += 1;
+        }
+        for state in ALL_STATES {
+            let n = counts.get(state.as_str()).copied().unwrap_or(0);
+            ::metrics::gauge!(crate::metrics::JOBS, "state" => state.as_str()).set(n as f64);
+        }
+        Ok(())
+    }
+
+    /// Notes that an attempt was handed out now.
+    pub(crate) fn lease_began(&self, task: &impl std::fmt::Display, attempt: u32) {
+        let mut started = self.lease_started.lock().unwrap_or_else(|e| e.into_inner());
+        started.insert(format!("{task}#{attempt}"), std::time::Instant::now());
+    }
+
+    /// Returns how long ago an attempt was handed out by this process, forgetting it.
+    pub(crate) fn lease_ended(
+        &self,
+        task: &impl std::fmt::Display,
+        attempt: u32,
+    ) -> Option<Duration> {
+        let mut started = self.lease_started.lock().unwrap_or_else(|e| e.into_inner());
+        started
+            .remove(&format!("{task}#{attempt}"))
+            .map(|t| t.elapsed())
     }
 
     async fn load_image(&self, key: &str) -> Result<crate::imaging::LoadedImage> {

@@ -58,6 +58,7 @@ impl JobManager {
                 task.attempt = lease.attempt;
                 task.deadline_unix_ms = lease.deadline_unix_ms;
                 self.store.touch_worker(worker, 0).await?;
+                self.lease_began(&lease.task, lease.attempt);
                 debug!(worker_id = %worker, task = %lease.task, attempt = lease.attempt, "leased");
                 self.changed(&lease.task.job);
                 return Ok(Some(task));
@@ -112,6 +113,14 @@ impl JobManager {
         let refused = match self.store.complete(task, attempt).await? {
             Completion::Accepted => {
                 self.store.touch_worker(worker, 1).await?;
+                if let Some(took) = self.lease_ended(task, attempt) {
+                    let kind = match task.kind {
+                        TaskKind::StyleTarget => "style_target",
+                        TaskKind::Tile(_) => "tile",
+                    };
+                    ::metrics::histogram!(crate::metrics::TASK_DURATION, "kind" => kind)
+                        .record(took.as_secs_f64());
+                }
                 info!(worker_id = %worker, task = %task, attempt, "task completed");
                 self.changed(&task.job);
                 let manager = Arc::clone(self);
@@ -124,10 +133,13 @@ impl JobManager {
                 return Ok(CompleteOutcome::Accepted);
             }
             Completion::Duplicate => return Ok(CompleteOutcome::Duplicate),
-            Completion::Stale => JobError::StaleAttempt {
-                task: task.to_string(),
-                attempt,
-            },
+            Completion::Stale => {
+                ::metrics::counter!(crate::metrics::STALE_COMPLETIONS).increment(1);
+                JobError::StaleAttempt {
+                    task: task.to_string(),
+                    attempt,
+                }
+            }
             Completion::Cancelled => JobError::JobOver(task.job.clone()),
             Completion::Unknown => JobError::TaskNotFound(task.to_string()),
         };
@@ -173,6 +185,7 @@ impl JobManager {
         match self.store.fail(task, attempt, reason, retryable).await? {
             Failure::Requeued => {
                 warn!(worker_id = %worker, task = %task, attempt, reason, "task failed, retrying");
+                ::metrics::counter!(crate::metrics::TASK_RETRIES).increment(1);
                 self.work.notify_waiters();
             }
             Failure::JobFailed(reason) => {

@@ -41,6 +41,7 @@ pub fn status_code(err: &ServiceError) -> tonic::Code {
                 Code::InvalidArgument
             }
             JobError::JobNotFound(_) | JobError::TaskNotFound(_) => Code::NotFound,
+            JobError::LimitExceeded { .. } => Code::ResourceExhausted,
             JobError::StaleAttempt { .. } | JobError::NotReady { .. } => Code::FailedPrecondition,
             JobError::JobOver(_) => Code::Aborted,
             JobError::Store(StoreError::JobNotFound(_)) => Code::NotFound,

@@ -84,6 +84,9 @@ impl JobService for JobApi {
         &self,
         request: Request<pb::SubmitJobRequest>,
     ) -> Result<Response<pb::SubmitJobResponse>, Status> {
+        let client = request
+            .remote_addr()
+            .map_or_else(|| "local".to_owned(), |addr| addr.ip().to_string());
         let spec = request.into_inner().spec.ok_or_else(|| {
             status(crate::jobs::JobError::InvalidArgument {
                 field: "spec".into(),
@@ -92,7 +95,7 @@ impl JobService for JobApi {
         })?;
         let job = self
             .manager
-            .submit(spec)
+            .submit(spec, &client)
             .instrument(info_span!("submit_job"))
             .await
             .map_err(status)?;

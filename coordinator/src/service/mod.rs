@@ -11,16 +11,21 @@ use futures::{FutureExt, Stream};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::Connected;
+use tonic::transport::{Identity, ServerTlsConfig};
 use tracing::info;
 
 use crate::jobs::JobManager;
 
+mod auth;
+pub mod connect;
 mod error;
 pub mod in_process;
 mod job_api;
 mod worker_api;
 
+pub use auth::BearerAuth;
 pub use error::{status_code, ServiceError};
 pub use job_api::JobApi;
 pub use worker_api::WorkerApi;
@@ -32,12 +37,25 @@ pub const MAX_UPLOAD_BYTES: usize = 1 << 30;
 pub const HEARTBEAT_INTERVAL_MS: u32 = 5_000;
 
 /// Knobs of the services.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ServeOptions {
     /// Largest upload or result accepted, in bytes.
     pub max_upload_bytes: usize,
     /// Heartbeat interval told to workers, in milliseconds.
     pub heartbeat_interval_ms: u32,
+    /// Bearer token every JobService and WorkerService call must carry, if set.
+    pub token: Option<String>,
+    /// Certificate chain and private key (PEM) to serve TLS with, if set.
+    pub tls: Option<TlsFiles>,
+}
+
+/// A PEM certificate chain and its private key.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// The certificate chain.
+    pub cert_pem: Vec<u8>,
+    /// The private key.
+    pub key_pem: Vec<u8>,
 }
 
 impl Default for ServeOptions {
@@ -45,6 +63,8 @@ impl Default for ServeOptions {
         Self {
             max_upload_bytes: MAX_UPLOAD_BYTES,
             heartbeat_interval_ms: HEARTBEAT_INTERVAL_MS,
+            token: None,
+            tls: None,
         }
     }
 }
@@ -99,15 +119,23 @@ where
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
 
-    let jobs = JobServiceServer::new(JobApi::new(manager.clone(), options))
+    let auth = BearerAuth::new(options.token.as_deref());
+    let jobs = JobServiceServer::new(JobApi::new(manager.clone(), options.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let workers = WorkerServiceServer::new(WorkerApi::new(manager.clone(), options))
+    let workers = WorkerServiceServer::new(WorkerApi::new(manager.clone(), options.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let jobs = InterceptedService::new(jobs, auth.clone());
+    let workers = InterceptedService::new(workers, auth);
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &options.tls {
+        let identity = Identity::from_pem(&tls.cert_pem, &tls.key_pem);
+        builder = builder.tls_config(ServerTlsConfig::new().identity(identity))?;
+    }
 
     let maintenance = tokio::spawn(manager.run_maintenance(shutdown.clone()));
-    let result = tonic::transport::Server::builder()
+    let result = builder
         .add_service(health_service)
         .add_service(reflection)
         .add_service(jobs)

@@ -212,6 +212,10 @@ impl Store for MemoryStore {
         Ok(out)
     }
 
+    async fn queue_len(&self) -> Result<u64> {
+        Ok(self.lock().queue.len() as u64)
+    }
+
     async fn active_jobs(&self) -> Result<Vec<JobId>> {
         let state = self.lock();
         let mut ids: Vec<JobId> = state

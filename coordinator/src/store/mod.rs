@@ -339,6 +339,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Requeues or fails the tasks whose lease is overdue and reports what it did.
     async fn expire_leases(&self) -> Result<Vec<Expiry>>;
 
+    /// Returns how many tasks wait in the queue.
+    async fn queue_len(&self) -> Result<u64>;
+
     /// Appends a line to a job's history.
     async fn append_event(&self, job: &JobId, message: &str) -> Result<()>;
 

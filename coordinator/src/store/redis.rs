@@ -176,6 +176,13 @@ impl Store for RedisStore {
         Ok(out)
     }
 
+    async fn queue_len(&self) -> Result<u64> {
+        Ok(redis::cmd("LLEN")
+            .arg(self.key("queue"))
+            .query_async(&mut self.conn())
+            .await?)
+    }
+
     async fn active_jobs(&self) -> Result<Vec<JobId>> {
         let mut ids: Vec<String> = redis::cmd("SMEMBERS")
             .arg(self.key("active"))

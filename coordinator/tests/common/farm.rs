@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use deepstyle_coordinator::blob::LocalBlobStore;
 use deepstyle_coordinator::imaging::{self, BitDepth, DecodeLimits};
-use deepstyle_coordinator::jobs::JobManager;
-use deepstyle_coordinator::service::{serve, ServeOptions};
+use deepstyle_coordinator::jobs::{JobManager, RequestLimits};
+use deepstyle_coordinator::service::{connect, serve, ServeOptions};
 use deepstyle_coordinator::stitch::crop;
 use deepstyle_coordinator::store::{RedisStore, StoreConfig};
 use deepstyle_coordinator::tiling::Rect;
@@ -35,6 +35,8 @@ pub struct Farm {
 #[derive(Debug)]
 pub struct Coordinator {
     pub addr: SocketAddr,
+    /// The CA to trust when the coordinator serves TLS.
+    pub tls_ca: Option<Vec<u8>>,
     stop: Option<oneshot::Sender<()>>,
     handle: tokio::task::JoinHandle<()>,
 }
@@ -51,6 +53,18 @@ impl Farm {
 
     /// Starts a coordinator on a free loopback port.
     pub async fn start(&self) -> Coordinator {
+        self.start_with(ServeOptions::default(), RequestLimits::default(), None)
+            .await
+    }
+
+    /// Starts a coordinator with the given options and limits; `tls_ca` is what clients trust
+    /// when `options.tls` is set.
+    pub async fn start_with(
+        &self,
+        options: ServeOptions,
+        limits: RequestLimits,
+        tls_ca: Option<Vec<u8>>,
+    ) -> Coordinator {
         let store = RedisStore::connect(
             self.redis.url(),
             &self.prefix,
@@ -62,7 +76,12 @@ impl Farm {
         .await
         .expect("the test redis accepts connections");
         let blobs = LocalBlobStore::new(self.blob_dir.path()).unwrap();
-        let manager = JobManager::new(Arc::new(store), Arc::new(blobs), DecodeLimits::default());
+        let manager = JobManager::with_request_limits(
+            Arc::new(store),
+            Arc::new(blobs),
+            DecodeLimits::default(),
+            limits,
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -70,12 +89,13 @@ impl Farm {
             let shutdown = async move {
                 let _ = stopped.await;
             };
-            serve(listener, manager, ServeOptions::default(), shutdown)
+            serve(listener, manager, options, shutdown)
                 .await
                 .expect("the coordinator serves until shutdown");
         });
         Coordinator {
             addr,
+            tls_ca,
             stop: Some(stop),
             handle,
         }
@@ -84,9 +104,13 @@ impl Farm {
 
 impl Coordinator {
     pub async fn channel(&self) -> Channel {
-        let url = format!("http://{}", self.addr);
+        let url = match self.tls_ca {
+            Some(_) => format!("https://localhost:{}", self.addr.port()),
+            None => format!("http://{}", self.addr),
+        };
+        let endpoint = connect::endpoint(&url, self.tls_ca.as_deref()).unwrap();
         for _ in 0..50 {
-            if let Ok(channel) = Channel::from_shared(url.clone()).unwrap().connect().await {
+            if let Ok(channel) = endpoint.connect().await {
                 return channel;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;

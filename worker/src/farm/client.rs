@@ -2,11 +2,13 @@
 
 use std::time::Duration;
 
+use deepstyle_coordinator::service::connect::{self, BearerToken};
 use deepstyle_proto::v1::worker_service_client::WorkerServiceClient;
 use deepstyle_proto::v1::{self as pb, complete_request::Part};
 use deepstyle_proto::{CHUNK_BYTES, MAX_MESSAGE_BYTES};
 use tokio_stream::StreamExt;
-use tonic::transport::{Channel, Endpoint};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
 
 use super::error::{FarmError, Result};
 
@@ -19,25 +21,28 @@ const CALL_TIMEOUT_SECS: u64 = 30;
 /// A connection to the coordinator's WorkerService; reconnects by itself.
 #[derive(Debug, Clone)]
 pub struct CoordinatorClient {
-    client: WorkerServiceClient<Channel>,
+    client: WorkerServiceClient<InterceptedService<Channel, BearerToken>>,
 }
 
 impl CoordinatorClient {
-    /// Makes a lazy connection to `address` (e.g. `http://127.0.0.1:50051`).
-    pub fn connect(address: &str) -> Result<Self> {
-        let endpoint = Endpoint::from_shared(address.to_owned())
-            .map_err(|e| FarmError::Address {
-                address: address.to_owned(),
-                reason: e.to_string(),
-            })?
+    /// Makes a lazy connection to `address` (e.g. `http://127.0.0.1:50051`, or `https://`
+    /// trusting `ca_pem`), sending `token` with every call.
+    pub fn connect(address: &str, token: Option<&str>, ca_pem: Option<&[u8]>) -> Result<Self> {
+        let bad = |e: connect::ConnectError| FarmError::Address {
+            address: address.to_owned(),
+            reason: e.to_string(),
+        };
+        let endpoint = connect::endpoint(address, ca_pem)
+            .map_err(bad)?
             .connect_timeout(Duration::from_secs(5))
             .tcp_nodelay(true);
-        Ok(Self::from_channel(endpoint.connect_lazy()))
+        let token = BearerToken::new(token).map_err(bad)?;
+        Ok(Self::from_channel(endpoint.connect_lazy(), token))
     }
 
     /// Talks to the coordinator over an existing channel (e.g. an in-process one).
-    pub fn from_channel(channel: Channel) -> Self {
-        let client = WorkerServiceClient::new(channel)
+    pub fn from_channel(channel: Channel, token: BearerToken) -> Self {
+        let client = WorkerServiceClient::with_interceptor(channel, token)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         Self { client }

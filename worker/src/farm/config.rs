@@ -34,6 +34,12 @@ pub struct WorkerConfig {
     pub style_cache_entries: usize,
     /// Device memory reported at registration, or `None` to detect it.
     pub memory_bytes: Option<u64>,
+    /// Bearer token sent with every call, if the coordinator wants one.
+    pub token: Option<String>,
+    /// PEM CA certificate to trust for an `https://` coordinator (default: public roots).
+    pub tls_ca: Option<PathBuf>,
+    /// Address of the Prometheus metrics endpoint, if set.
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// Whether logs are JSON lines.
     pub log_json: bool,
 }
@@ -49,6 +55,9 @@ impl Default for WorkerConfig {
             lease_wait_ms: LEASE_WAIT_MS,
             style_cache_entries: STYLE_CACHE_ENTRIES,
             memory_bytes: None,
+            token: None,
+            tls_ca: None,
+            metrics_listen: None,
             log_json: false,
         }
     }

@@ -14,6 +14,9 @@ use deepstyle_proto::v1 as pb;
 use tokio::sync::watch;
 use tracing::{debug, error, info, info_span, warn, Instrument};
 
+use anyhow::Context;
+use deepstyle_coordinator::metrics::{WORKER_INFO, WORKER_MEMORY_BYTES, WORKER_TASKS};
+
 use super::client::CoordinatorClient;
 use super::config::WorkerConfig;
 use super::engine::{Engine, EngineSettings, Inputs};
@@ -48,7 +51,22 @@ pub async fn run(
         observer: None,
     })
     .await?;
-    let client = CoordinatorClient::connect(&config.coordinator)?;
+    let ca_pem = match &config.tls_ca {
+        Some(path) => Some(
+            std::fs::read(path)
+                .with_context(|| format!("failed to read tls_ca {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let client = CoordinatorClient::connect(
+        &config.coordinator,
+        config.token.as_deref(),
+        ca_pem.as_deref(),
+    )?;
+    if let Some(addr) = config.metrics_listen {
+        deepstyle_coordinator::metrics::serve(addr)
+            .context("failed to start the metrics endpoint")?;
+    }
     serve(config, client, engine, shutdown).await;
     Ok(())
 }
@@ -63,6 +81,8 @@ pub async fn serve(
 ) {
     let device_name = device::describe(engine.device());
     let memory_bytes = config.memory_bytes.unwrap_or_else(system_memory_bytes);
+    metrics::gauge!(WORKER_INFO, "device" => device_name.clone()).set(1.0);
+    metrics::gauge!(WORKER_MEMORY_BYTES).set(memory_bytes as f64);
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
@@ -255,7 +275,15 @@ impl Worker {
                     .map(|()| info!(reason, retryable, "failure reported")),
             };
             match sent {
-                Ok(()) => return,
+                Ok(()) => {
+                    let outcome = match &outcome {
+                        Ok(_) => "completed",
+                        Err((reason, _)) if reason == SHUTDOWN_REASON => "handed_back",
+                        Err(_) => "failed",
+                    };
+                    metrics::counter!(WORKER_TASKS, "outcome" => outcome).increment(1);
+                    return;
+                }
                 Err(e)
                     if e.code() == Some(tonic::Code::Unavailable)
                         && tokio::time::Instant::now() < deadline =>

@@ -5,6 +5,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use deepstyle_coordinator::imaging::{self, BitDepth, DecodeLimits};
+use deepstyle_coordinator::metrics::{WORKER_ITERATIONS, WORKER_ITERATIONS_PER_SECOND};
 use deepstyle_coordinator::stitch::crop;
 use deepstyle_coordinator::tiling::Rect;
 use deepstyle_proto::v1::{self as pb, StyleParams};
@@ -202,6 +203,11 @@ impl Observer for TileObserver<'_> {
             .store(progress.iteration, Ordering::Relaxed);
         if let Some(observer) = w.observer {
             observer.on_iteration(w.task, progress);
+        }
+        metrics::counter!(WORKER_ITERATIONS).increment(1);
+        if progress.elapsed_secs > 0.0 {
+            let rate = f64::from(progress.iteration) / progress.elapsed_secs;
+            metrics::gauge!(WORKER_ITERATIONS_PER_SECOND).set(rate);
         }
         debug!(
             iteration = progress.iteration,
