@@ -6,6 +6,9 @@ use deepstyle_cli::jobs_cmd::{self, FetchArgs, JobArgs, ListArgs};
 use deepstyle_cli::render_cmd::{self, RenderArgs};
 use deepstyle_cli::submit::{self, SubmitArgs};
 
+/// Default log filter: the CLI's own progress, but only warnings from the embedded farm.
+const QUIET_FARM_LOGS: &str = "info,deepstyle_coordinator=warn,deepstyle_worker::farm=warn";
+
 /// Neural style transfer at any resolution.
 #[derive(Debug, Parser)]
 #[command(name = "deepstyle", version, about, after_help = EXIT_CODES_HELP)]
@@ -39,7 +42,8 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    deepstyle_coordinator::logging::init(cli.log_json);
+    // `render` runs a coordinator and a worker in-process; their per-task lines are noise here.
+    deepstyle_coordinator::logging::init_with_default(cli.log_json, QUIET_FARM_LOGS);
     let result = match &cli.command {
         Command::Render(args) => render_cmd::run(args),
         Command::Submit(args) => submit::run(args),

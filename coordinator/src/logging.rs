@@ -3,9 +3,16 @@
 
 use tracing_subscriber::EnvFilter;
 
-/// Installs the global tracing subscriber; `json` switches to one JSON object per line.
+/// Installs the global tracing subscriber at `info` (or `RUST_LOG`); `json` switches to one
+/// JSON object per line.
 pub fn init(json: bool) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    init_with_default(json, "info");
+}
+
+/// Installs the global tracing subscriber with `default` as the filter when `RUST_LOG` is
+/// not set.
+pub fn init_with_default(json: bool, default: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -70,6 +70,7 @@ fn reference() -> &'static Path {
 /// Checks that a farm output matches the embedded render of the same spec within 2/255.
 fn assert_matches_reference(out: &Path) {
     let diff = max_abs_diff(out, reference());
+    eprintln!("largest difference from the embedded render: {diff}");
     assert!(
         diff <= TOLERANCE,
         "farm output differs from render by {diff}: {}",
