@@ -7,6 +7,17 @@ source "$(dirname "$0")/env.sh"
 cd "$DEEPSTYLE_ROOT"
 
 scripts/check_deploy.sh
+
+# An S3-compatible server (moto) for the object-store blob tests, once, under .tools/moto.
+MOTO=.tools/moto
+MOTO_VERSION=5.2.5
+if ! "$MOTO/bin/python" -c "import importlib.metadata as m; assert m.version('moto') == '$MOTO_VERSION'; import flask" 2>/dev/null; then
+  printf '\033[1mtest:\033[0m installing moto[server]==%s into %s\n' "$MOTO_VERSION" "$MOTO" >&2
+  python3 -m venv "$MOTO"
+  "$MOTO/bin/pip" install -q --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+fi
+export MOTO_SERVER="$DEEPSTYLE_ROOT/$MOTO/bin/moto_server"
+
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo test --workspace --no-fail-fast --quiet "$@"

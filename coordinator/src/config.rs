@@ -23,8 +23,11 @@ pub struct CoordinatorConfig {
     pub redis_url: Option<String>,
     /// Prefix of every Redis key, so several farms can share one Redis.
     pub key_prefix: String,
-    /// Directory of the blob store.
+    /// Directory of the blob store, unless `blob_url` is set.
     pub blob_dir: PathBuf,
+    /// Object store for blobs instead of `blob_dir`, e.g. `s3://bucket/prefix`; credentials,
+    /// region and endpoint come from the `AWS_*` environment variables.
+    pub blob_url: Option<String>,
     /// Lease time-to-live without a heartbeat, in seconds.
     pub lease_ttl_secs: u64,
     /// Leases a task gets before it fails its job.
@@ -59,6 +62,7 @@ impl Default for CoordinatorConfig {
             redis_url: None,
             key_prefix: "deepstyle".into(),
             blob_dir: PathBuf::from("blobs"),
+            blob_url: None,
             lease_ttl_secs: LEASE_TTL_SECS,
             max_attempts: MAX_ATTEMPTS,
             max_upload_bytes: crate::service::MAX_UPLOAD_BYTES,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use deepstyle_coordinator::blob::LocalBlobStore;
+use deepstyle_coordinator::blob;
 use deepstyle_coordinator::config::CoordinatorConfig;
 use deepstyle_coordinator::imaging::DecodeLimits;
 use deepstyle_coordinator::jobs::JobManager;
@@ -29,6 +29,10 @@ struct Args {
     /// Blob store directory.
     #[arg(long)]
     blob_dir: Option<PathBuf>,
+    /// Object store for blobs instead of --blob-dir, e.g. s3://bucket/prefix (AWS_* variables
+    /// give credentials, region and endpoint).
+    #[arg(long)]
+    blob_url: Option<String>,
     /// Lease time-to-live in seconds.
     #[arg(long)]
     lease_ttl_secs: Option<u64>,
@@ -56,6 +60,7 @@ async fn main() -> anyhow::Result<()> {
     config.listen = args.listen.unwrap_or(config.listen);
     config.redis_url = args.redis_url.or(config.redis_url);
     config.blob_dir = args.blob_dir.unwrap_or(config.blob_dir);
+    config.blob_url = args.blob_url.or(config.blob_url);
     config.lease_ttl_secs = args.lease_ttl_secs.unwrap_or(config.lease_ttl_secs);
     config.max_attempts = args.max_attempts.unwrap_or(config.max_attempts);
     config.tls_cert = args.tls_cert.or(config.tls_cert);
@@ -74,7 +79,9 @@ async fn main() -> anyhow::Result<()> {
         ),
         None => Arc::new(MemoryStore::new(config.store_config())),
     };
-    let blobs = Arc::new(LocalBlobStore::new(&config.blob_dir).context("failed to open blob dir")?);
+    let blobs = blob::open(config.blob_url.as_deref(), &config.blob_dir)
+        .await
+        .context("failed to open the blob store")?;
     let manager = JobManager::with_request_limits(
         store,
         blobs,

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use deepstyle_coordinator::blob::LocalBlobStore;
+use deepstyle_coordinator::blob::{BlobStore, LocalBlobStore};
 use deepstyle_coordinator::imaging::{self, BitDepth, DecodeLimits};
 use deepstyle_coordinator::jobs::{JobManager, RequestLimits};
 use deepstyle_coordinator::service::{connect, serve, ServeOptions};
@@ -28,6 +28,8 @@ pub struct Farm {
     pub redis: RedisServer,
     pub prefix: String,
     pub blob_dir: tempfile::TempDir,
+    /// The blob store, when not a directory in `blob_dir`.
+    pub blobs: Option<Arc<dyn BlobStore>>,
     pub lease_ttl: Duration,
 }
 
@@ -47,6 +49,7 @@ impl Farm {
             redis: RedisServer::start(),
             prefix: unique_prefix(test),
             blob_dir: tempfile::tempdir().expect("a temp dir can be made"),
+            blobs: None,
             lease_ttl,
         }
     }
@@ -75,10 +78,13 @@ impl Farm {
         )
         .await
         .expect("the test redis accepts connections");
-        let blobs = LocalBlobStore::new(self.blob_dir.path()).unwrap();
+        let blobs = match &self.blobs {
+            Some(blobs) => blobs.clone(),
+            None => Arc::new(LocalBlobStore::new(self.blob_dir.path()).unwrap()),
+        };
         let manager = JobManager::with_request_limits(
             Arc::new(store),
-            Arc::new(blobs),
+            blobs,
             DecodeLimits::default(),
             limits,
         );

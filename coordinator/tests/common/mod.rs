@@ -3,3 +3,4 @@
 
 pub mod farm;
 pub mod redis_server;
+pub mod s3_server;
