@@ -9,16 +9,17 @@ use deepstyle_cli::embedded::Rendered;
 use deepstyle_cli::progress::RenderProgress;
 use deepstyle_cli::render_cmd::{render, RenderArgs};
 use deepstyle_coordinator::imaging::{self, DecodeLimits};
-use deepstyle_coordinator::tiling::plan_tiles;
+use deepstyle_coordinator::tiling::{plan_tiles, tile_core};
 use deepstyle_worker::stylize::measure;
 use deepstyle_worker::{Pooling, StyleImage, StyleTarget, StylizeOptions, Vgg19};
 use image::Rgb32FImage;
 use tch::Device;
 
-const WIDTH: u32 = 192;
-const HEIGHT: u32 = 144;
-const TILE: u32 = 160;
-const OVERLAP: u32 = 24;
+const WIDTH: u32 = 384;
+const HEIGHT: u32 = 288;
+/// Tile side with halo: 189 px cores (the default 512 px tiles have 341 px cores).
+const TILE: u32 = 288;
+const OVERLAP: u32 = 48;
 const ITERATIONS: u32 = 25;
 /// Layers up to relu4_1 (content relu4_2), so the automatic halo (42 px) leaves tiles room.
 const STYLE_LAYERS: &str = "relu1_1,relu2_1,relu3_1,relu4_1";
@@ -52,7 +53,7 @@ struct Command {
     render: RenderArgs,
 }
 
-/// Renders Tübingen in The Starry Night at 192x144 from a 96 px first scale.
+/// Renders Tübingen in The Starry Night at 384x288 from a 192 px first scale.
 fn run(tile: u32) -> (Rgb32FImage, Rendered, usize) {
     let (content, style) = (example("tubingen.jpg"), example("starry_night.jpg"));
     let weights = root().join("models/vgg19_normalised.safetensors");
@@ -66,7 +67,7 @@ fn run(tile: u32) -> (Rgb32FImage, Rendered, usize) {
         "--device=cpu".as_ref(),
         "--sixteen-bit".as_ref(),
         format!("--size={WIDTH}").as_ref(),
-        "--base-size=96".as_ref(),
+        "--base-size=192".as_ref(),
         format!("--tile={tile}").as_ref(),
         format!("--overlap={OVERLAP}").as_ref(),
         format!("--iterations={ITERATIONS}").as_ref(),
@@ -148,10 +149,10 @@ fn tiled_render_has_several_tiles_and_one_style_target_per_scale() {
 #[test]
 fn tile_borders_are_invisible() {
     let (image, rendered, _) = &fixture().tiled;
-    // The same plan the job made for the finest scale: core = tile - 2 * halo.
+    // The same plan the job made for the finest scale.
     let halo = 42;
     assert_eq!(rendered.plan.halo, halo);
-    let plan = plan_tiles(WIDTH, HEIGHT, TILE - 2 * halo, OVERLAP).unwrap();
+    let plan = plan_tiles(WIDTH, HEIGHT, tile_core(TILE, halo).unwrap(), OVERLAP).unwrap();
     assert_eq!(rendered.plan.tiles[1].as_ref(), Some(&plan));
     let mut border_cols: Vec<u32> = Vec::new();
     let mut border_rows: Vec<u32> = Vec::new();
@@ -223,18 +224,15 @@ fn tiled_style_loss_is_within_15_percent_of_untiled() {
         untiled.style < start.style * 0.5,
         "the untiled render did not stylise"
     );
-    // Both renders remove over 95% of the photo's style loss, and look alike, but the
-    // residual of the tiled one is larger: measured 2.36x here (tiles of 76 px cores), most of
-    // it in relu1_1..relu2_1: each small tile matches the whole painting's Gram matrices on its
-    // own, so every tile grows the painting's strongest motifs.
-    // TODO(#3): the issue asks for the tiled residual within 15% of the untiled one.
     assert!(
         tiled.style < start.style * 0.05,
         "the tiled render did not stylise"
     );
+    // Measured 1.01x here; 256 px tiles (157 px cores, 12 tiles) measured 1.43x (README).
     let ratio = tiled.style / untiled.style;
+    eprintln!("tiled / untiled style loss = {ratio:.3}");
     assert!(
-        ratio <= 3.0,
+        ratio <= 1.15,
         "tiled style loss is {ratio:.3} x the untiled one"
     );
 }

@@ -331,6 +331,11 @@ pub fn tile_init_key(job: &JobId, scale: u32, tile: TileId) -> String {
     format!("{}/tile/{tile}/init", scale_key(job, scale))
 }
 
+/// Returns the key of a tile's crop of its scale's start image (16-bit PNG, halo included).
+pub fn tile_start_key(job: &JobId, scale: u32, tile: TileId) -> String {
+    format!("{}/tile/{tile}/start", scale_key(job, scale))
+}
+
 /// Returns the key of a tile result from one attempt (16-bit PNG of the inner rect).
 pub fn tile_result_key(job: &JobId, scale: u32, tile: TileId, attempt: u32) -> String {
     format!("{}/tile/{tile}/attempt/{attempt}", scale_key(job, scale))

@@ -33,10 +33,23 @@ mod axis;
 /// centred on its middle; on either side of the ramp one tile has all the weight.
 ///
 /// Averaging two tiles' textures washes out fine texture, while too short a ramp lets borders
-/// show. Measured on the CI tiled render (cli/tests/tiled.rs, 192x144, 76 px cores):
+/// show. Measured on the CI tiled render (cli/tests/tiled.rs) when it was 192x144 with 76 px
+/// cores and every tile aimed at the plain style target:
 /// fraction 1.0 gave border/elsewhere gradient 1.135 and tiled/untiled style loss 2.24x;
 /// 0.5 gave 0.957 and 2.36x; 0.25 gave 0.934 and 2.58x.
 pub const FEATHER_FRACTION: f32 = 0.5;
+
+/// Halo rects start at multiples of this (the stride of VGG19's relu5_1), so a tile's pooling
+/// grid lines up with the whole image's and its features are the whole image's own.
+pub const HALO_ALIGN: u32 = 16;
+
+/// Returns the core side of tiles whose halo rects, aligned to [`HALO_ALIGN`], are at most
+/// `tile_size` pixels on a side, or `None` when `tile_size` leaves no room inside the halo.
+pub fn tile_core(tile_size: u32, halo: u32) -> Option<u32> {
+    tile_size
+        .checked_sub(2 * halo + HALO_ALIGN - 1)
+        .filter(|&core| core > 0)
+}
 
 /// The most tiles one plan may hold, a guard against absurd sizes before anything is allocated.
 pub const MAX_TILES: u64 = 1 << 20;
@@ -345,8 +358,8 @@ impl TilePlan {
     /// The optimiser sees this region for context; the halo is cropped away afterwards (see
     /// [`TilePlan::inner_rect`]).
     pub fn halo_rect(&self, tile: &Tile, halo: u32) -> Rect {
-        let x = tile.rect.x.saturating_sub(halo);
-        let y = tile.rect.y.saturating_sub(halo);
+        let x = tile.rect.x.saturating_sub(halo) / HALO_ALIGN * HALO_ALIGN;
+        let y = tile.rect.y.saturating_sub(halo) / HALO_ALIGN * HALO_ALIGN;
         let right = (tile.rect.right() + u64::from(halo)).min(u64::from(self.width));
         let bottom = (tile.rect.bottom() + u64::from(halo)).min(u64::from(self.height));
         // Clamped to the output, whose size fits in u32; empty for a tile lying outside it.
@@ -457,13 +470,40 @@ mod tests {
         assert_eq!(plan.inner_rect(first, 64), Rect::new(0, 0, 512, 512));
         let last = plan.tiles().last().unwrap();
         assert_eq!(last.rect, Rect::new(488, 188, 512, 512));
-        assert_eq!(plan.halo_rect(last, 64), Rect::new(424, 124, 576, 576));
-        assert_eq!(plan.inner_rect(last, 64), Rect::new(64, 64, 512, 512));
+        // 488 - 64 and 188 - 64 round down to multiples of HALO_ALIGN.
+        assert_eq!(plan.halo_rect(last, 64), Rect::new(416, 112, 584, 588));
+        assert_eq!(plan.inner_rect(last, 64), Rect::new(72, 76, 512, 512));
         let halo = plan.halo_rect(last, 64);
         assert_eq!(
             last.rect.relative_to(&halo),
             Some(plan.inner_rect(last, 64))
         );
+    }
+
+    #[test]
+    fn aligned_halo_rects_fit_the_tile_size() {
+        assert_eq!(tile_core(256, 42), Some(157));
+        assert_eq!(tile_core(99, 42), None);
+        assert_eq!(tile_core(98, 42), None);
+        for (width, height, tile_size, halo, overlap) in [
+            (1000, 700, 512, 78, 128),
+            (777, 333, 300, 42, 40),
+            (4097, 65, 200, 13, 7),
+        ] {
+            let core = tile_core(tile_size, halo).unwrap();
+            let plan = plan_tiles(width, height, core, overlap).unwrap();
+            for tile in plan.tiles() {
+                let outer = plan.halo_rect(tile, halo);
+                assert_eq!(outer.x % HALO_ALIGN, 0, "{outer:?}");
+                assert_eq!(outer.y % HALO_ALIGN, 0, "{outer:?}");
+                assert!(
+                    outer.width <= tile_size && outer.height <= tile_size,
+                    "{outer:?}"
+                );
+                let inner = plan.inner_rect(tile, halo);
+                assert!(inner.x >= halo.min(tile.rect.x) && inner.y >= halo.min(tile.rect.y));
+            }
+        }
     }
 
     #[test]

@@ -267,14 +267,14 @@ pub fn write_images(dir: &Path) -> (PathBuf, PathBuf) {
 }
 
 /// The style options shared by `render` and `submit` in these tests: 48 px then 96 px, the
-/// finest scale cut into several 64 px tiles with an 8 px halo.
+/// finest scale cut into several 80 px tiles (49 px cores) with an 8 px halo.
 pub const SPEC_ARGS: &[&str] = &[
     "--size",
     "96",
     "--base-size",
     "48",
     "--tile",
-    "64",
+    "80",
     "--halo",
     "8",
     "--overlap",

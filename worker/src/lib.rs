@@ -6,6 +6,7 @@
 //! tensor work; callers run it on dedicated threads.
 #![warn(missing_docs)]
 
+pub mod canvas;
 pub mod device;
 pub mod error;
 pub mod farm;
@@ -13,6 +14,7 @@ pub mod gram;
 pub mod loss;
 pub mod optim;
 pub mod options;
+pub mod region;
 pub mod style_target;
 pub mod stylize;
 pub mod tensor_image;

@@ -43,6 +43,16 @@ pub struct Region {
     pub height: u32,
 }
 
+/// Blend weights of a region's pixels along each axis (the weight of pixel `(x, y)` is
+/// `xs[x] * ys[y]`, relative to the region), as the stitcher will give them.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RegionWeights {
+    /// One weight per column of the region.
+    pub xs: Vec<f32>,
+    /// One weight per row of the region.
+    pub ys: Vec<f32>,
+}
+
 /// Layers and weights of the objective, and how to optimise it.
 #[derive(Debug, Clone)]
 pub struct StylizeOptions {
@@ -72,6 +82,9 @@ pub struct StylizeOptions {
     /// fields, so each core must carry the style statistics on its own and the
     /// stitched image matches the style target as a whole. `None` is the whole image.
     pub region: Option<Region>,
+    /// Blend weights of `region`: when set, the region's style statistic is its weighted Gram
+    /// matrix (see [`crate::region`]), so positions count as much as they will once stitched.
+    pub region_weights: Option<RegionWeights>,
 }
 
 impl StylizeOptions {
@@ -107,6 +120,7 @@ impl Default for StylizeOptions {
             normalize_gradients: false,
             seed: 0,
             region: None,
+            region_weights: None,
         }
     }
 }

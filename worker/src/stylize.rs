@@ -16,6 +16,7 @@ use crate::error::{EngineError, Result};
 use crate::loss::{content_loss, normalized_surrogate, style_loss, tv_loss};
 use crate::optim::{Adam, Lbfgs, Optimizer, StepStatus};
 use crate::options::{Init, OptimizerKind, Region, StylizeOptions};
+use crate::region::{crop_features, weight_map, weighted_gram};
 use crate::style_target::StyleTarget;
 use crate::tensor_image::{to_image, to_tensor};
 use crate::vgg::{poolings_before, Vgg19};
@@ -263,23 +264,6 @@ fn random_init(content: &Rgb32FImage, seed: u64) -> Result<Tensor> {
     Ok(Tensor::f_from_slice(&noise)?.f_reshape([1, 3, h as i64, w as i64])?)
 }
 
-/// Crops `feats` of `layer` to the feature positions that `region` (in image pixels) covers.
-fn crop_features(feats: &Tensor, region: Option<Region>, layer: &str) -> Result<Tensor> {
-    let Some(r) = region else {
-        return Ok(feats.shallow_clone());
-    };
-    let stride = 1i64 << poolings_before(layer)?;
-    let (_, _, h, w) = feats.size4()?;
-    let span = |start: u32, len: u32, size: i64| {
-        let first = (start as i64 / stride).min(size - 1);
-        let end = ((start + len) as i64 + stride - 1) / stride;
-        (first, (end.min(size) - first).max(1))
-    };
-    let (y0, rows) = span(r.y, r.height, h);
-    let (x0, cols) = span(r.x, r.width, w);
-    Ok(feats.f_narrow(2, y0, rows)?.f_narrow(3, x0, cols)?)
-}
-
 /// Returns a `[1, 1, H, W]` mask that is one inside `region` and zero elsewhere.
 fn region_mask(region: Region, width: u32, height: u32, device: tch::Device) -> Result<Tensor> {
     let mask = Tensor::f_zeros([1, 1, height as i64, width as i64], (Kind::Float, device))?;
@@ -326,9 +310,16 @@ impl Objective<'_> {
         }
         let mut style = Vec::new();
         for (gram, layer) in self.target.grams().iter().zip(self.target.layers()) {
-            let f = feats.next().expect("one activation per style layer");
-            let f = crop_features(&f, o.region, layer)?;
-            style.push((style_loss(&f, gram)?, f));
+            let full = feats.next().expect("one activation per style layer");
+            let f = crop_features(&full, o.region, layer)?;
+            let loss = match (o.region, &o.region_weights) {
+                (Some(region), Some(weights)) => {
+                    let map = weight_map(&full, region, weights, layer)?;
+                    weighted_gram(&f, &map)?.f_mse_loss(gram, tch::Reduction::Mean)?
+                }
+                _ => style_loss(&f, gram)?,
+            };
+            style.push((loss, f));
         }
         let tv = tv_loss(&crop_features(xs, o.region, "input_norm")?)?;
         Ok(Terms { content, style, tv })

@@ -228,6 +228,15 @@ impl JobManager {
                 }
                 None => None,
             };
+            let start_blob = match input.start {
+                Some(bytes) => {
+                    let key = blob::tile_start_key(id, s, tile_id);
+                    self.blobs.put(&key, bytes).await?;
+                    Some(key)
+                }
+                None => None,
+            };
+            let (weight_x, weight_y) = input.weights.map(|w| (w.xs, w.ys)).unwrap_or_default();
             let inner = input.inner;
             let kind = task::Kind::Tile(pb::TileTask {
                 content_blob,
@@ -241,6 +250,9 @@ impl JobManager {
                 }),
                 iterations: job_plan.scales[scale].iterations,
                 params: Some(params.clone()),
+                start_blob,
+                weight_x,
+                weight_y,
             });
             let payload = pb::Task {
                 task_id: task_id.to_string(),
@@ -312,6 +324,17 @@ impl JobManager {
 fn style_payload(spec: &JobSpec, job_plan: &JobPlan, task_id: &TaskId) -> Vec<u8> {
     let params = spec.params.clone().unwrap_or_default();
     let scale = task_id.scale as usize;
+    let canvas = work::canvas_start_key(&task_id.job, spec, job_plan, scale).and_then(|key| {
+        let tiles = job_plan.tiles[scale].as_ref()?;
+        Some(pb::CanvasPlan {
+            start_blob: key,
+            width: tiles.width(),
+            height: tiles.height(),
+            tile_core: tiles.tile_size(),
+            overlap: tiles.overlap(),
+            halo: job_plan.halo,
+        })
+    });
     pb::Task {
         task_id: task_id.to_string(),
         job_id: task_id.job.to_string(),
@@ -321,6 +344,7 @@ fn style_payload(spec: &JobSpec, job_plan: &JobPlan, task_id: &TaskId) -> Vec<u8
             style_size: job_plan.style_sizes[scale],
             style_layers: params.style_layers.clone(),
             pooling: params.pooling,
+            canvas,
         })),
         ..Default::default()
     }

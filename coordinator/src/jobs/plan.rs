@@ -2,7 +2,8 @@
 //!
 //! The plan follows the embedded renderer exactly (the CLI's `pipeline` module): the halo is
 //! half the deepest layer's receptive field, a scale is tiled when its longest side exceeds the
-//! tile size, tiles have a core of `tile_size - 2 * halo` and an overlap of at most
+//! tile size, tiles have a core of `tile_size - 2 * halo - (HALO_ALIGN - 1)` (so that halo
+//! rects aligned to the network's pooling grid still fit the tile size) and an overlap of at most
 //! `(core - 1) / 2`, and the style images of a scale are resized to
 //! `clamp(round(style_scale * longest side), 1, max_style_size)`.
 
@@ -13,7 +14,7 @@ use crate::defaults;
 use crate::layers::{layer_position, receptive_field};
 use crate::progressive::tile_phases;
 use crate::scales::{plan_scales, Scale, ScaleError, ScalePlanOptions};
-use crate::tiling::{plan_tiles, Rect, Tile, TilePlan};
+use crate::tiling::{plan_tiles, tile_core, Rect, Tile, TilePlan, HALO_ALIGN};
 
 /// Largest output side accepted, in pixels.
 pub const MAX_SIZE_PX: u32 = 16384;
@@ -260,16 +261,16 @@ pub fn plan(spec: &JobSpec, width: u32, height: u32) -> Result<JobPlan, JobError
             tiles.push(None);
             continue;
         }
-        if spec.tile_size <= 2 * halo {
-            return Err(invalid(
+        let core = tile_core(spec.tile_size, halo).ok_or_else(|| {
+            invalid(
                 "tile_size",
                 format!(
-                    "{} leaves no room inside a halo of {halo} px",
-                    spec.tile_size
+                    "{} leaves no room inside a halo of {halo} px (and {} px of alignment)",
+                    spec.tile_size,
+                    HALO_ALIGN - 1
                 ),
-            ));
-        }
-        let core = spec.tile_size - 2 * halo;
+            )
+        })?;
         let overlap = spec.overlap.min(core.saturating_sub(1) / 2);
         let plan = plan_tiles(scale.width, scale.height, core, overlap)
             .map_err(|e| invalid("tile_size", e.to_string()))?;

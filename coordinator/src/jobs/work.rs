@@ -1,15 +1,16 @@
 //! The image steps of a job, run on blocking threads: tile inputs, stitching and the output.
 
-use deepstyle_proto::v1::JobSpec;
+use deepstyle_proto::v1::{Init, JobSpec};
 use image::Rgb32FImage;
 
 use super::plan::JobPlan;
 use super::JobError;
 use crate::color::keep_original_colors;
+use crate::ids::JobId;
 use crate::imaging::{self, BitDepth, DecodeLimits, LoadedImage};
 use crate::progressive::ProgressiveCanvas;
 use crate::stitch::{crop, Stitcher};
-use crate::tiling::Rect;
+use crate::tiling::{Rect, TileWeights};
 
 /// Decodes a stored image, naming the blob in the error.
 pub(super) fn decode(
@@ -37,6 +38,10 @@ pub(super) struct TileInputs {
     pub(super) content: Vec<u8>,
     pub(super) init: Option<Vec<u8>>,
     pub(super) inner: Rect,
+    /// Tiled scales: the crop of the scale's start image, before any tile of the scale ran.
+    pub(super) start: Option<Vec<u8>>,
+    /// Tiled scales: the blend weights of `inner`.
+    pub(super) weights: Option<TileWeights>,
 }
 
 /// What the tiles of one phase are cut from.
@@ -70,33 +75,36 @@ pub(super) fn tile_inputs(
         .init
         .as_ref()
         .map(|i| imaging::resize(i, s.width, s.height));
-    let start = match (&plan.tiles[scale], init_s) {
-        (None, init_s) => init_s,
+    let (init, base) = match (&plan.tiles[scale], init_s) {
+        (None, init_s) => (init_s, None),
         (Some(tile_plan), init_s) => {
             let base = match init_s {
                 Some(init) => init,
                 None if source.content_init => content_s.clone(),
-                None => return inputs(plan, scale, tiles, &content_s, None),
+                None => return inputs(plan, scale, tiles, &content_s, None, None),
             };
-            let mut canvas = ProgressiveCanvas::new(base);
+            let mut canvas = ProgressiveCanvas::new(base.clone());
             for (index, key, bytes) in &source.finished {
                 let tile = tile_plan
                     .tile(*index)
                     .ok_or(JobError::Internal("finished tile is in the plan"))?;
                 canvas.blend(tile_plan, tile, &decode(key, bytes, limits)?.rgb)?;
             }
-            Some(canvas.image().clone())
+            (Some(canvas.image().clone()), Some(base))
         }
     };
-    inputs(plan, scale, tiles, &content_s, start.as_ref())
+    inputs(plan, scale, tiles, &content_s, init.as_ref(), base.as_ref())
 }
 
+/// Cuts each tile's crops: content, start (`init`, the progressive canvas) and, on tiled scales
+/// with a start image, the scale's start image `base` itself with the tile's blend weights.
 fn inputs(
     plan: &JobPlan,
     scale: usize,
     tiles: &[usize],
     content_s: &Rgb32FImage,
-    start: Option<&Rgb32FImage>,
+    init: Option<&Rgb32FImage>,
+    base: Option<&Rgb32FImage>,
 ) -> Result<Vec<TileInputs>, JobError> {
     tiles
         .iter()
@@ -104,16 +112,48 @@ fn inputs(
             let (outer, inner) = plan
                 .tile_rects(scale, tile)
                 .ok_or(JobError::Internal("tile index is in the plan"))?;
+            let weights = match (&plan.tiles[scale], base) {
+                (Some(tile_plan), Some(_)) => {
+                    tile_plan.tile(tile).map(|t| tile_plan.axis_weights(t))
+                }
+                _ => None,
+            };
             Ok(TileInputs {
                 tile,
                 content: png16("tile content", &crop(content_s, outer))?,
-                init: start
+                init: init
                     .map(|i| png16("tile init", &crop(i, outer)))
                     .transpose()?,
                 inner,
+                start: base
+                    .map(|b| png16("tile start", &crop(b, outer)))
+                    .transpose()?,
+                weights,
             })
         })
         .collect()
+}
+
+/// Returns the blob key of the image a tiled scale starts from, before it is resized to the
+/// scale: the coarser scale's result, else the user's init image, else the content when the
+/// job starts from it; `None` for a random start or an untiled scale.
+pub(super) fn canvas_start_key(
+    id: &JobId,
+    spec: &JobSpec,
+    plan: &JobPlan,
+    scale: usize,
+) -> Option<String> {
+    plan.tiles.get(scale)?.as_ref()?;
+    let params = spec.params.clone().unwrap_or_default();
+    if scale > 0 {
+        Some(crate::blob::scale_result_key(id, scale as u32 - 1))
+    } else if let Some(sha) = &spec.init_sha256 {
+        Some(crate::blob::image_key(sha))
+    } else if matches!(params.init(), Init::Content | Init::Unspecified) {
+        Some(crate::blob::image_key(&spec.content_sha256))
+    } else {
+        None
+    }
 }
 
 /// Blends a scale's tile results (16-bit PNGs in tile order) into the scale image.

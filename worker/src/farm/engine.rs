@@ -39,14 +39,21 @@ pub struct EngineSettings {
 /// The inputs of one task, fetched from the coordinator.
 #[derive(Debug)]
 pub enum Inputs {
-    /// Style images: blob key, encoded bytes and blend weight.
-    StyleTarget(Vec<(String, Vec<u8>, f64)>),
+    /// Style images and, for a tiled scale, its start image.
+    StyleTarget {
+        /// Style images: blob key, encoded bytes and blend weight.
+        images: Vec<(String, Vec<u8>, f64)>,
+        /// The encoded start image of the task's canvas plan, if it has one.
+        canvas: Option<Vec<u8>>,
+    },
     /// A tile's content and start crops, and the style target unless the engine caches it.
     Tile {
         /// The content crop, a 16-bit PNG.
         content: Vec<u8>,
         /// The start crop, if any.
         init: Option<Vec<u8>>,
+        /// The crop of the scale's start image, for the tile's share of the canvas statistics.
+        start: Option<Vec<u8>>,
         /// The serialised style target, `None` when cached.
         style_target: Option<Vec<u8>>,
     },
@@ -163,9 +170,9 @@ impl EngineState {
             observer.on_task(task);
         }
         match (&task.kind, inputs) {
-            (Some(pb::task::Kind::StyleTarget(style)), Inputs::StyleTarget(images)) => {
+            (Some(pb::task::Kind::StyleTarget(style)), Inputs::StyleTarget { images, canvas }) => {
                 self.ensure(style.pooling(), &style.style_layers)?;
-                let target = task::style_target(&self.vgg, style, &images)?;
+                let target = task::style_target(&self.vgg, style, &images, canvas.as_deref())?;
                 Ok(target.to_bytes()?)
             }
             (
@@ -173,6 +180,7 @@ impl EngineState {
                 Inputs::Tile {
                     content,
                     init,
+                    start,
                     style_target,
                 },
             ) => {
@@ -204,7 +212,12 @@ impl EngineState {
                     control,
                     observer: self.settings.observer.as_deref(),
                 };
-                task::tile(&self.vgg, target, tile, &content, init.as_deref(), watchers)
+                let crops = task::TileCrops {
+                    content: &content,
+                    init: init.as_deref(),
+                    start: start.as_deref(),
+                };
+                task::tile(&self.vgg, target, tile, crops, watchers)
             }
             _ => Err(FarmError::BadInput {
                 what: task.task_id.clone(),

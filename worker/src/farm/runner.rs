@@ -227,11 +227,19 @@ impl Worker {
                     let bytes = self.client.fetch_blob(&key).await?;
                     images.push((key, bytes, input.weight));
                 }
-                Ok(Inputs::StyleTarget(images))
+                let canvas = match &style.canvas {
+                    Some(plan) => Some(self.client.fetch_blob(&plan.start_blob).await?),
+                    None => None,
+                };
+                Ok(Inputs::StyleTarget { images, canvas })
             }
             Some(pb::task::Kind::Tile(tile)) => {
                 let content = self.client.fetch_blob(&tile.content_blob).await?;
                 let init = match &tile.init_blob {
+                    Some(key) => Some(self.client.fetch_blob(key).await?),
+                    None => None,
+                };
+                let start = match &tile.start_blob {
                     Some(key) => Some(self.client.fetch_blob(key).await?),
                     None => None,
                 };
@@ -244,6 +252,7 @@ impl Worker {
                 Ok(Inputs::Tile {
                     content,
                     init,
+                    start,
                     style_target,
                 })
             }

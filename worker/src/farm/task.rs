@@ -5,17 +5,19 @@
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use deepstyle_coordinator::imaging::{self, BitDepth, DecodeLimits};
+use deepstyle_coordinator::jobs::plan::MAX_SIZE_PX;
 use deepstyle_coordinator::metrics::{WORKER_ITERATIONS, WORKER_ITERATIONS_PER_SECOND};
 use deepstyle_coordinator::stitch::crop;
-use deepstyle_coordinator::tiling::Rect;
+use deepstyle_coordinator::tiling::{plan_tiles, Rect};
 use deepstyle_proto::v1::{self as pb, StyleParams};
 use image::Rgb32FImage;
 use tracing::debug;
 
 use super::error::{FarmError, Result};
+use crate::canvas::{canvas_grams, region_grams};
 use crate::options::{
-    Init, OptimizerKind, Region, StylizeOptions, DEFAULT_CONTENT_WEIGHT, DEFAULT_STYLE_WEIGHT,
-    DEFAULT_TV_WEIGHT,
+    Init, OptimizerKind, Region, RegionWeights, StylizeOptions, DEFAULT_CONTENT_WEIGHT,
+    DEFAULT_STYLE_WEIGHT, DEFAULT_TV_WEIGHT,
 };
 use crate::style_target::{StyleImage, StyleTarget};
 use crate::stylize::{stylize, Observer, Progress};
@@ -63,11 +65,13 @@ pub fn pooling(value: pb::Pooling) -> Pooling {
     }
 }
 
-/// Computes a style target from the style images (encoded, with their weights).
+/// Computes a style target from the style images (encoded, with their weights) and, when the
+/// task has a canvas plan, the statistics of that canvas (`canvas`: its encoded start image).
 pub fn style_target(
     vgg: &Vgg19,
     task: &pb::StyleTargetTask,
     images: &[(String, Vec<u8>, f64)],
+    canvas: Option<&[u8]>,
 ) -> Result<StyleTarget> {
     let mut resized = Vec::with_capacity(images.len());
     for (key, bytes, _) in images {
@@ -83,7 +87,37 @@ pub fn style_target(
             weight: *weight,
         })
         .collect();
-    Ok(StyleTarget::compute(vgg, &blend, &task.style_layers)?)
+    let target = StyleTarget::compute(vgg, &blend, &task.style_layers)?;
+    let (Some(plan), Some(bytes)) = (&task.canvas, canvas) else {
+        return Ok(target);
+    };
+    let bad_plan = |reason: String| FarmError::BadInput {
+        what: "canvas".into(),
+        reason,
+    };
+    if plan.width.max(plan.height) > MAX_SIZE_PX {
+        return Err(bad_plan(format!(
+            "{}x{} is above the largest scale, {MAX_SIZE_PX} px",
+            plan.width, plan.height
+        )));
+    }
+    let tiles = plan_tiles(plan.width, plan.height, plan.tile_core, plan.overlap)
+        .map_err(|e| bad_plan(e.to_string()))?;
+    let start = decode(&plan.start_blob, bytes)?;
+    let start = imaging::resize(&start, plan.width, plan.height);
+    let grams = canvas_grams(vgg, &start, &tiles, plan.halo, &task.style_layers)?;
+    Ok(target.with_canvas(grams)?)
+}
+
+/// The encoded crops of a tile task.
+#[derive(Debug, Clone, Copy)]
+pub struct TileCrops<'a> {
+    /// The content crop.
+    pub content: &'a [u8],
+    /// The start crop (the progressive canvas), if any.
+    pub init: Option<&'a [u8]>,
+    /// The crop of the scale's start image, for the tile's share of the canvas statistics.
+    pub start: Option<&'a [u8]>,
 }
 
 /// Builds the engine options of a tile from the task's parameters.
@@ -124,6 +158,7 @@ pub fn stylize_options(
         normalize_gradients: params.normalize_gradients,
         seed: params.seed,
         region,
+        region_weights: None,
     })
 }
 
@@ -143,12 +178,14 @@ pub fn tile(
     vgg: &Vgg19,
     target: &StyleTarget,
     task: &pb::TileTask,
-    content: &[u8],
-    init: Option<&[u8]>,
+    crops: TileCrops<'_>,
     watchers: Watchers<'_>,
 ) -> Result<Vec<u8>> {
-    let content = decode(&task.content_blob, content)?;
-    let init = init.map(|bytes| decode("init_blob", bytes)).transpose()?;
+    let content = decode(&task.content_blob, crops.content)?;
+    let init = crops
+        .init
+        .map(|bytes| decode("init_blob", bytes))
+        .transpose()?;
     let (width, height) = content.dimensions();
     let inner = task.inner.ok_or_else(|| FarmError::BadInput {
         what: "inner".into(),
@@ -169,7 +206,33 @@ pub fn tile(
         height: inner.height,
     });
     let params = task.params.clone().unwrap_or_default();
-    let options = stylize_options(&params, task.iterations, init.is_some(), region)?;
+    let mut options = stylize_options(&params, task.iterations, init.is_some(), region)?;
+    let tile_target = match (region, weights(task)) {
+        (Some(region), Some(weights)) => {
+            let target = match (target.canvas(), crops.start) {
+                (Some(_), Some(bytes)) => {
+                    let start = decode("start_blob", bytes)?;
+                    if start.dimensions() != content.dimensions() {
+                        return Err(FarmError::BadInput {
+                            what: "start_blob".into(),
+                            reason: format!(
+                                "start crop is {:?}, content crop {:?}",
+                                start.dimensions(),
+                                content.dimensions()
+                            ),
+                        });
+                    }
+                    let local = region_grams(vgg, &start, region, &weights, target.layers())?;
+                    Some(target.for_tile(&local)?)
+                }
+                _ => None,
+            };
+            options.region_weights = Some(weights);
+            target
+        }
+        _ => None,
+    };
+    let target = tile_target.as_ref().unwrap_or(target);
     let mut observer = TileObserver {
         watchers,
         whole: region.is_none(),
@@ -187,6 +250,14 @@ pub fn tile(
             what: "tile result".into(),
             reason: e.to_string(),
         }
+    })
+}
+
+/// Returns the blend weights of a task's inner rect, if it carries them.
+fn weights(task: &pb::TileTask) -> Option<RegionWeights> {
+    (!task.weight_x.is_empty() && !task.weight_y.is_empty()).then(|| RegionWeights {
+        xs: task.weight_x.clone(),
+        ys: task.weight_y.clone(),
     })
 }
 
