@@ -56,15 +56,7 @@ async fn job_flows_end_to_end_with_large_upload_and_download() {
 
     let mut job_spec = spec(&content_ref, &style_ref, 1400);
     job_spec.tile_size = 512;
-    let job = jobs
-        .submit_job(pb::SubmitJobRequest {
-            spec: Some(job_spec),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .job
-        .unwrap();
+    let job = submit(&mut jobs, job_spec).await;
     // Base 128, ratio 2: 88x63, 175x125, 350x250 whole; 700x500 and 1400x1000 tiled.
     assert_eq!((job.width, job.height, job.num_scales), (1400, 1000, 5));
 
@@ -144,15 +136,7 @@ async fn cancel_stops_heartbeats_and_leases() {
     let (mut jobs, mut workers) = (coordinator.jobs().await, coordinator.workers().await);
     let (png, _) = noise_png(300, 200, 2);
     let image = upload(&mut jobs, &png).await;
-    let job = jobs
-        .submit_job(pb::SubmitJobRequest {
-            spec: Some(spec(&image, &image, 300)),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .job
-        .unwrap();
+    let job = submit(&mut jobs, spec(&image, &image, 300)).await;
     let worker = register(&mut workers).await;
     let task = lease(&mut workers, &worker, 1_000).await.unwrap();
     assert!(matches!(task.kind, Some(Kind::StyleTarget(_))));
@@ -202,15 +186,7 @@ async fn restarted_coordinator_resumes_the_job() {
     let mut jobs = first.jobs().await;
     let (png, content) = noise_png(600, 400, 3);
     let image = upload(&mut jobs, &png).await;
-    let job = jobs
-        .submit_job(pb::SubmitJobRequest {
-            spec: Some(spec(&image, &image, 600)),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .job
-        .unwrap();
+    let job = submit(&mut jobs, spec(&image, &image, 600)).await;
     assert_eq!(run_fake_worker(&first, 1_000, 5).await, 5);
     first.stop().await;
 
@@ -251,15 +227,7 @@ async fn killed_worker_lease_expires_and_another_takes_it() {
     let (mut jobs, mut workers) = (coordinator.jobs().await, coordinator.workers().await);
     let (png, _) = noise_png(200, 150, 4);
     let image = upload(&mut jobs, &png).await;
-    let job = jobs
-        .submit_job(pb::SubmitJobRequest {
-            spec: Some(spec(&image, &image, 200)),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .job
-        .unwrap();
+    let job = submit(&mut jobs, spec(&image, &image, 200)).await;
 
     // Worker A takes the first task and dies: no heartbeat, no result.
     let dead = register(&mut workers).await;

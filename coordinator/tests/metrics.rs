@@ -42,15 +42,7 @@ async fn metrics_count_what_a_small_run_did() {
     let (style_png, _) = noise_png(32, 32, 2);
     let content = upload(&mut jobs, &content_png).await;
     let style = upload(&mut jobs, &style_png).await;
-    let job = jobs
-        .submit_job(pb::SubmitJobRequest {
-            spec: Some(spec(&content, &style, 64)),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .job
-        .unwrap();
+    let job = submit(&mut jobs, spec(&content, &style, 64)).await;
 
     // A worker leases the first task and stalls; its lease expires and another worker takes
     // the task again; the stalled worker's late result is then refused as stale.

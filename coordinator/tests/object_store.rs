@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::farm::{download, noise_png, run_fake_worker, spec, upload, wait_done, Farm};
+use common::farm::{download, noise_png, run_fake_worker, spec, submit, upload, wait_done, Farm};
 use common::s3_server::S3Server;
 use deepstyle_coordinator::blob::{self, BlobStore, ObjectBlobStore};
 use deepstyle_coordinator::ids::JobId;
@@ -71,15 +71,7 @@ async fn a_job_keeps_its_blobs_in_the_bucket() {
         store.get(&blob::image_key(&content.sha256)).await.unwrap(),
         Some(content_png.clone())
     );
-    let job = jobs
-        .submit_job(pb::SubmitJobRequest {
-            spec: Some(spec(&content, &style, 300)),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .job
-        .unwrap();
+    let job = submit(&mut jobs, spec(&content, &style, 300)).await;
     let done = run_fake_worker(&coordinator, 500, 100).await;
     let job = wait_done(&mut jobs, &job.job_id, Duration::from_secs(60)).await;
     assert_eq!(job.state(), pb::JobState::Succeeded, "{}", job.error);

@@ -90,15 +90,7 @@ async fn a_small_job_runs_end_to_end_over_tls() {
     let (style_png, _) = noise_png(32, 32, 2);
     let content = upload(&mut jobs, &content_png).await;
     let style = upload(&mut jobs, &style_png).await;
-    let job = jobs
-        .submit_job(pb::SubmitJobRequest {
-            spec: Some(spec(&content, &style, 96)),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .job
-        .unwrap();
+    let job = submit(&mut jobs, spec(&content, &style, 96)).await;
     let done = run_fake_worker(&coordinator, 500, 100).await;
     assert!(done >= 2, "the fake worker did {done} tasks");
     let job = wait_done(&mut jobs, &job.job_id, Duration::from_secs(30)).await;

@@ -160,6 +160,16 @@ pub async fn upload(jobs: &mut JobServiceClient<Channel>, bytes: &[u8]) -> pb::I
 }
 
 /// Downloads a job's output.
+/// Submits `spec` and returns the new job, panicking if the coordinator refuses it.
+pub async fn submit(jobs: &mut JobServiceClient<Channel>, spec: pb::JobSpec) -> pb::Job {
+    jobs.submit_job(pb::SubmitJobRequest { spec: Some(spec) })
+        .await
+        .expect("the job is accepted")
+        .into_inner()
+        .job
+        .expect("the reply holds the job")
+}
+
 pub async fn download(jobs: &mut JobServiceClient<Channel>, job_id: &str) -> Vec<u8> {
     let mut stream = jobs
         .download_result(pb::DownloadResultRequest {
