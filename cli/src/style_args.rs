@@ -118,10 +118,10 @@ pub struct StyleArgs {
     #[arg(long)]
     pub scales: Option<u32>,
     /// Ratio between consecutive scales.
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = 2.0, value_parser = above_one)]
     pub scale_ratio: f32,
     /// Longest side of the first, whole-image scale.
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
     pub base_size: u32,
     /// Longest side the style images are resized to at most.
     #[arg(long, default_value_t = 1024)]
@@ -236,5 +236,15 @@ impl StyleArgs {
             sixteen_bit: self.sixteen_bit,
             name: name.to_owned(),
         })
+    }
+}
+
+/// Parses a scale ratio; 0 would otherwise reach the spec as "unset" and mean the default.
+fn above_one(value: &str) -> Result<f32, String> {
+    let ratio: f32 = value.parse().map_err(|e| format!("{e}"))?;
+    if ratio.is_finite() && ratio > 1.0 {
+        Ok(ratio)
+    } else {
+        Err(format!("{value} is not a ratio above 1"))
     }
 }

@@ -104,7 +104,7 @@ fn broken_style_file_is_named_and_fails() {
 fn bad_options_are_refused_before_work() {
     let content = example("tubingen.jpg");
     let style = example("starry_night.jpg");
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 8] = [
         (
             &["--style-weights", "1,2"],
             "--style-weights has 2 values for 1 style images",
@@ -112,6 +112,13 @@ fn bad_options_are_refused_before_work() {
         (&["--init", "image"], "--init image needs --init-image"),
         (&["--content-layers", "relu9_9"], "relu9_9"),
         (&["-o", "out.gif"], "gif"),
+        (&["--scale-ratio", "0"], "not a ratio above 1"),
+        (&["--base-size", "0"], "--base-size"),
+        (
+            &["--scales", "2", "--base-size", "16"],
+            "needs at least 17 px",
+        ),
+        (&["--tile", "20", "--halo", "0"], "at least 47"),
     ];
     for (extra, expected) in cases {
         let mut args = vec![

@@ -59,6 +59,12 @@ pub fn poolings_before(name: &str) -> Option<u32> {
     )
 }
 
+/// Returns the least side an image needs for `layer`: each ceil-mode pooling halves it, and
+/// reflection padding needs two pixels at the deepest level.
+pub fn min_side(layer: &str) -> Option<u32> {
+    Some((1 << poolings_before(layer)?) + 1)
+}
+
 /// Returns the deepest of `layers` in network order, or `None` if empty or any name is unknown.
 pub fn deepest<'a>(layers: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let mut best: Option<(usize, &str)> = None;

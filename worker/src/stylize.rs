@@ -221,12 +221,12 @@ pub fn measure(
 
 /// Returns the least side length the options' deepest layer allows.
 pub fn min_side(options: &StylizeOptions) -> Result<u32> {
-    let mut pools = 0;
+    let mut least = 1;
     for layer in options.content_layers.iter().chain(&options.style_layers) {
-        pools = pools.max(poolings_before(layer)?);
+        poolings_before(layer)?; // names the unknown layer in the error
+        least = least.max(deepstyle_coordinator::layers::min_side(layer).unwrap_or(1));
     }
-    // Each ceil-mode pooling halves; reflection padding needs two pixels at the deepest level.
-    Ok((1 << pools) + 1)
+    Ok(least)
 }
 
 fn check_size(image: &Rgb32FImage, options: &StylizeOptions) -> Result<()> {

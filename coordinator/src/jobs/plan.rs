@@ -11,7 +11,7 @@ use deepstyle_proto::v1::{Init, JobSpec, Optimizer, StyleParams};
 
 use super::JobError;
 use crate::defaults;
-use crate::layers::{layer_position, receptive_field};
+use crate::layers::{deepest, layer_position, min_side, receptive_field};
 use crate::progressive::tile_phases;
 use crate::scales::{plan_scales, Scale, ScaleError, ScalePlanOptions};
 use crate::tiling::{plan_tiles, tile_core, Rect, Tile, TilePlan, HALO_ALIGN};
@@ -222,6 +222,10 @@ impl JobPlan {
     }
 }
 
+/// Smallest tile core accepted: smaller cores multiply the tiles (a 1 px core would cut a
+/// 250 px image into tens of thousands) for no gain.
+pub const MIN_TILE_CORE_PX: u32 = 32;
+
 /// Plans a validated spec for an output of `width` x `height`.
 pub fn plan(spec: &JobSpec, width: u32, height: u32) -> Result<JobPlan, JobError> {
     let params = spec.params.clone().unwrap_or_default();
@@ -255,22 +259,40 @@ pub fn plan(spec: &JobSpec, width: u32, height: u32) -> Result<JobPlan, JobError
         };
         invalid(field, e.to_string())
     })?;
+    let layers = params.content_layers.iter().chain(&params.style_layers);
+    if let Some(deepest) = deepest(layers.map(String::as_str)) {
+        let least = min_side(deepest).unwrap_or(1);
+        if let Some(small) = scales.iter().find(|s| s.width.min(s.height) < least) {
+            return Err(invalid(
+                "size",
+                format!(
+                    "scale {} would be {}x{}, but {deepest} needs at least {least} px on each \
+                     side: raise the size or base size, or use a less elongated image",
+                    small.index, small.width, small.height
+                ),
+            ));
+        }
+    }
     let mut tiles = Vec::with_capacity(scales.len());
     for scale in &scales {
         if scale.width.max(scale.height) <= spec.tile_size {
             tiles.push(None);
             continue;
         }
-        let core = tile_core(spec.tile_size, halo).ok_or_else(|| {
-            invalid(
-                "tile_size",
-                format!(
-                    "{} leaves no room inside a halo of {halo} px (and {} px of alignment)",
-                    spec.tile_size,
-                    HALO_ALIGN - 1
-                ),
-            )
-        })?;
+        let core = tile_core(spec.tile_size, halo)
+            .filter(|&core| core >= MIN_TILE_CORE_PX)
+            .ok_or_else(|| {
+                invalid(
+                    "tile_size",
+                    format!(
+                        "{} leaves a core under {MIN_TILE_CORE_PX} px inside a halo of {halo} px \
+                         (and {} px of alignment); use at least {}",
+                        spec.tile_size,
+                        HALO_ALIGN - 1,
+                        2 * halo + HALO_ALIGN - 1 + MIN_TILE_CORE_PX
+                    ),
+                )
+            })?;
         let overlap = spec.overlap.min(core.saturating_sub(1) / 2);
         let plan = plan_tiles(scale.width, scale.height, core, overlap)
             .map_err(|e| invalid("tile_size", e.to_string()))?;
@@ -297,4 +319,46 @@ pub fn is_sha256(value: &str) -> bool {
         && value
             .bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(size: u32, tile_size: u32) -> JobSpec {
+        with_defaults(JobSpec {
+            size,
+            tile_size,
+            ..JobSpec::default()
+        })
+    }
+
+    fn refusal(spec: &JobSpec, width: u32, height: u32) -> String {
+        plan(spec, width, height).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_scale_too_small_for_the_deepest_layer_is_refused_before_any_work() {
+        // relu5_1 (the default) needs 17 px on each side.
+        let err = refusal(&spec(16, 512), 16, 12);
+        assert!(err.contains("size") && err.contains("relu5_1"), "{err}");
+        assert!(err.contains("16x12") && err.contains("17 px"), "{err}");
+        // An elongated image fails on its short side.
+        let err = refusal(&spec(160, 512), 160, 3);
+        assert!(err.contains("160x3"), "{err}");
+        assert!(plan(&spec(17, 512), 17, 17).is_ok());
+    }
+
+    #[test]
+    fn tiles_whose_core_is_tiny_are_refused() {
+        // Default halo 78: 2 * 78 + 15 + 32 = 203 px is the least tile.
+        let err = refusal(&spec(250, 202), 250, 188);
+        assert!(
+            err.contains("tile_size") && err.contains("at least 203"),
+            "{err}"
+        );
+        let plan = plan(&spec(250, 203), 250, 188).unwrap();
+        let tiles = plan.tiles[plan.scales.len() - 1].as_ref().unwrap();
+        assert_eq!(tiles.tile_size(), MIN_TILE_CORE_PX);
+    }
 }
