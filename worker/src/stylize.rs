@@ -19,7 +19,7 @@ use crate::options::{Init, OptimizerKind, Region, StylizeOptions};
 use crate::region::{crop_features, weight_map, weighted_gram};
 use crate::style_target::StyleTarget;
 use crate::tensor_image::{to_image, to_tensor};
-use crate::vgg::{poolings_before, Vgg19};
+use crate::vgg::{self, Vgg19};
 
 /// Standard deviation of the noise of a random start, around mid-gray.
 const RANDOM_INIT_STD: f32 = 0.1;
@@ -223,8 +223,7 @@ pub fn measure(
 pub fn min_side(options: &StylizeOptions) -> Result<u32> {
     let mut least = 1;
     for layer in options.content_layers.iter().chain(&options.style_layers) {
-        poolings_before(layer)?; // names the unknown layer in the error
-        least = least.max(deepstyle_coordinator::layers::min_side(layer).unwrap_or(1));
+        least = least.max(vgg::min_side(layer)?);
     }
     Ok(least)
 }

@@ -89,6 +89,11 @@ pub fn poolings_before(name: &str) -> Result<u32> {
     layers::poolings_before(name).ok_or_else(|| unknown(name))
 }
 
+/// Returns the least side an image needs for a layer (see [`layers::min_side`]).
+pub fn min_side(name: &str) -> Result<u32> {
+    layers::min_side(name).ok_or_else(|| unknown(name))
+}
+
 fn unknown(name: &str) -> EngineError {
     EngineError::UnknownLayer {
         name: name.to_owned(),

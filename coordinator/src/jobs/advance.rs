@@ -158,6 +158,17 @@ impl JobManager {
     }
 
     /// Queues the tiles of one phase, cut from the progressive canvas of the earlier phases.
+    /// Stores `bytes` under `key` when there are any, returning the key the task names.
+    async fn put_optional(&self, key: String, bytes: Option<Vec<u8>>) -> Result<Option<String>> {
+        match bytes {
+            Some(bytes) => {
+                self.blobs.put(&key, bytes).await?;
+                Ok(Some(key))
+            }
+            None => Ok(None),
+        }
+    }
+
     async fn queue_phase(
         &self,
         record: &JobRecord,
@@ -220,22 +231,12 @@ impl JobManager {
             let task_id = TaskId::tile(id, s, tile_id);
             let content_blob = blob::tile_content_key(id, s, tile_id);
             self.blobs.put(&content_blob, input.content).await?;
-            let init_blob = match input.init {
-                Some(bytes) => {
-                    let key = blob::tile_init_key(id, s, tile_id);
-                    self.blobs.put(&key, bytes).await?;
-                    Some(key)
-                }
-                None => None,
-            };
-            let start_blob = match input.start {
-                Some(bytes) => {
-                    let key = blob::tile_start_key(id, s, tile_id);
-                    self.blobs.put(&key, bytes).await?;
-                    Some(key)
-                }
-                None => None,
-            };
+            let init_blob = self
+                .put_optional(blob::tile_init_key(id, s, tile_id), input.init)
+                .await?;
+            let start_blob = self
+                .put_optional(blob::tile_start_key(id, s, tile_id), input.start)
+                .await?;
             let (weight_x, weight_y) = input.weights.map(|w| (w.xs, w.ys)).unwrap_or_default();
             let inner = input.inner;
             let kind = task::Kind::Tile(pb::TileTask {
