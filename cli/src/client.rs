@@ -10,6 +10,7 @@ use deepstyle_proto::v1::job_service_client::JobServiceClient;
 use deepstyle_proto::MAX_MESSAGE_BYTES;
 use serde::Deserialize;
 use tonic::transport::Channel;
+use tonic_types::StatusExt;
 
 /// Exit code of a command that worked.
 pub const EXIT_OK: u8 = 0;
@@ -59,6 +60,23 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
     match error.downcast_ref::<tonic::Status>() {
         Some(status) if status.code() == tonic::Code::NotFound => EXIT_NOT_FOUND,
         _ => EXIT_ERROR,
+    }
+}
+
+/// Describes a refused call for people: the coordinator's message, led by the flag of the spec
+/// field it names in a `google.rpc.BadRequest` detail (`--tile: invalid tile_size: ...`), else
+/// followed by the gRPC code.
+pub fn refusal(status: &tonic::Status) -> String {
+    let flags: Vec<&str> = status
+        .get_details_bad_request()
+        .map(|bad| bad.field_violations)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|violation| crate::style_args::flag_of_field(&violation.field))
+        .collect();
+    match flags.as_slice() {
+        [] => format!("{} ({:?})", status.message(), status.code()),
+        flags => format!("{}: {}", flags.join(", "), status.message()),
     }
 }
 

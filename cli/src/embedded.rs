@@ -25,7 +25,7 @@ use deepstyle_worker::farm::{runner, WorkerConfig};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::client::Client;
+use crate::client::{refusal, Client};
 use crate::jobs_cmd::{check_outcome, download_bytes, watch as watch_job};
 use crate::style_args::StyleArgs;
 use crate::submit::upload_bytes;
@@ -145,7 +145,7 @@ pub async fn render(
         .jobs
         .submit_job(request)
         .await
-        .map_err(|status| anyhow::anyhow!("{}", status.message()))
+        .map_err(|status| anyhow::anyhow!(refusal(&status)))
         .context("the job was refused")?
         .into_inner()
         .job

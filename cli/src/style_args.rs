@@ -108,9 +108,10 @@ pub struct StyleArgs {
     /// Largest side optimised in one piece (halo included); larger scales are tiled.
     #[arg(long = "tile", default_value_t = 512)]
     pub tile_size: u32,
-    /// Least overlap between tiles in pixels.
-    #[arg(long, default_value_t = 128)]
-    pub overlap: u32,
+    /// Least overlap between tiles in pixels [default: 128, less where the tile's core is
+    /// under 257 px]; at most half the core.
+    #[arg(long)]
+    pub overlap: Option<u32>,
     /// Context around each tile in pixels (default: half the deepest layer's receptive field).
     #[arg(long)]
     pub halo: Option<u32>,
@@ -226,7 +227,7 @@ impl StyleArgs {
             style_scale: self.style_scale,
             max_style_size: self.max_style_size,
             tile_size: self.tile_size,
-            overlap: self.overlap,
+            overlap: self.overlap.unwrap_or(0),
             halo: self.halo,
             num_scales: self.scales,
             scale_ratio: self.scale_ratio,
@@ -246,5 +247,55 @@ fn above_one(value: &str) -> Result<f32, String> {
         Ok(ratio)
     } else {
         Err(format!("{value} is not a ratio above 1"))
+    }
+}
+
+/// Returns the flag that sets a [`JobSpec`] field as the coordinator names it in a refusal
+/// (`tile_size`, `styles[1].weight`), if one does.
+pub fn flag_of_field(field: &str) -> Option<&'static str> {
+    let field = match field.split_once('[') {
+        Some((list, rest)) => match rest.split_once("].") {
+            Some((_, "weight")) => return Some("--style-weights"),
+            _ => list,
+        },
+        None => field,
+    };
+    Some(match field.strip_prefix("params.").unwrap_or(field) {
+        "content_sha256" => "the content argument",
+        "styles" => "--style",
+        "init_sha256" | "init" => "--init-image",
+        "size" => "--size",
+        "iterations" => "--iterations",
+        "style_scale" => "--style-scale",
+        "max_style_size" => "--max-style-size",
+        "tile_size" => "--tile",
+        "overlap" => "--overlap",
+        "halo" => "--halo",
+        "num_scales" => "--scales",
+        "scale_ratio" => "--scale-ratio",
+        "base_size" => "--base-size",
+        "content_layers" => "--content-layers",
+        "style_layers" => "--style-layers",
+        "content_weight" => "--content-weight",
+        "style_weight" => "--style-weight",
+        "tv_weight" => "--tv-weight",
+        "learning_rate" => "--learning-rate",
+        "lbfgs_history" => "--lbfgs-history",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_fields_map_to_their_flags() {
+        assert_eq!(flag_of_field("tile_size"), Some("--tile"));
+        assert_eq!(flag_of_field("params.style_layers"), Some("--style-layers"));
+        assert_eq!(flag_of_field("styles[1].weight"), Some("--style-weights"));
+        assert_eq!(flag_of_field("styles[0].image_sha256"), Some("--style"));
+        assert_eq!(flag_of_field("num_scales"), Some("--scales"));
+        assert_eq!(flag_of_field("keep_alpha"), None);
     }
 }

@@ -7,7 +7,7 @@ use clap::Args;
 use deepstyle_proto::v1 as pb;
 use deepstyle_proto::CHUNK_BYTES;
 
-use crate::client::{runtime, Client, ConnectArgs, EXIT_CODES_HELP};
+use crate::client::{refusal, runtime, Client, ConnectArgs, EXIT_CODES_HELP};
 use crate::jobs_cmd::{check_outcome, download, watch};
 use crate::style_args::StyleArgs;
 
@@ -83,6 +83,7 @@ pub fn run(args: &SubmitArgs) -> anyhow::Result<()> {
             .jobs
             .submit_job(request)
             .await
+            .map_err(|status| anyhow::anyhow!(refusal(&status)))
             .context("the coordinator refused the job")?
             .into_inner()
             .job

@@ -104,7 +104,7 @@ fn broken_style_file_is_named_and_fails() {
 fn bad_options_are_refused_before_work() {
     let content = example("tubingen.jpg");
     let style = example("starry_night.jpg");
-    let cases: [(&[&str], &str); 8] = [
+    let cases: [(&[&str], &str); 12] = [
         (
             &["--style-weights", "1,2"],
             "--style-weights has 2 values for 1 style images",
@@ -118,7 +118,18 @@ fn bad_options_are_refused_before_work() {
             &["--scales", "2", "--base-size", "16"],
             "needs at least 17 px",
         ),
+        (
+            &["--tile", "20", "--halo", "0"],
+            "--tile: invalid tile_size",
+        ),
         (&["--tile", "20", "--halo", "0"], "at least 47"),
+        // Default 512 px tiles have 341 px cores: room for a 170 px overlap.
+        (&["--overlap", "171"], "--overlap: invalid overlap: 171 px"),
+        (&["--overlap", "171"], "at most 170"),
+        (
+            &["--style-layers", "relu1_1,"],
+            "--style-layers: invalid params.style_layers: an empty layer name",
+        ),
     ];
     for (extra, expected) in cases {
         let mut args = vec![

@@ -8,6 +8,7 @@ use std::time::Duration;
 use common::farm::*;
 use deepstyle_coordinator::imaging::{self, BitDepth, DecodeLimits};
 use deepstyle_proto::v1::{self as pb, task::Kind};
+use tonic_types::StatusExt;
 
 /// Largest difference allowed between farm and reference pixels (2/255, as for the real farm).
 const TOLERANCE: f32 = 2.0 / 255.0;
@@ -114,10 +115,15 @@ async fn invalid_specs_name_the_field() {
     missing.content_sha256 = "a".repeat(64);
     let mut bad_weight = spec(&image, &image, 40);
     bad_weight.styles[0].weight = -1.0;
+    // 256 px tiles around a 48 px halo have 145 px cores: room for a 72 px overlap, not 100,
+    // though this 40 px image needs no tiles.
+    let mut wide_overlap = spec(&image, &image, 40);
+    wide_overlap.overlap = 100;
     for (spec, field) in [
         (bad_layer, "params.style_layers"),
         (missing, "content_sha256"),
         (bad_weight, "styles[0].weight"),
+        (wide_overlap, "overlap"),
     ] {
         let err = jobs
             .submit_job(pb::SubmitJobRequest { spec: Some(spec) })
@@ -125,6 +131,10 @@ async fn invalid_specs_name_the_field() {
             .unwrap_err();
         assert_eq!(err.code(), tonic::Code::InvalidArgument);
         assert!(err.message().contains(field), "{field}: {}", err.message());
+        // The field also travels as a google.rpc.BadRequest violation.
+        let violations = err.get_details_bad_request().unwrap().field_violations;
+        assert_eq!(violations.len(), 1, "{field}");
+        assert_eq!(violations[0].field, field);
     }
     coordinator.stop().await;
 }

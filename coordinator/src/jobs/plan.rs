@@ -4,8 +4,10 @@
 //! half the deepest layer's receptive field, a scale is tiled when its longest side exceeds the
 //! tile size, tiles have a core of `tile_size - 2 * halo - (HALO_ALIGN - 1)` (so that halo
 //! rects aligned to the network's pooling grid still fit the tile size) and an overlap of at most
-//! `(core - 1) / 2`, and the style images of a scale are resized to
-//! `clamp(round(style_scale * longest side), 1, max_style_size)`.
+//! `(core - 1) / 2` (the default overlap shrinks to fit a small core; a larger one asked for is
+//! refused), and the style images of a scale are resized to
+//! `clamp(round(style_scale * longest side), 1, max_style_size)`. The tile size and overlap are
+//! checked whether or not the image turns out to need tiles.
 
 use deepstyle_proto::v1::{Init, JobSpec, Optimizer, StyleParams};
 
@@ -68,7 +70,11 @@ pub fn with_defaults(mut spec: JobSpec) -> JobSpec {
     zero_default(&mut spec.iterations, DEFAULT_ITERATIONS);
     zero_default(&mut spec.max_style_size, DEFAULT_MAX_STYLE_SIZE_PX);
     zero_default(&mut spec.tile_size, DEFAULT_TILE_SIZE_PX);
-    zero_default(&mut spec.overlap, DEFAULT_OVERLAP_PX);
+    if spec.overlap == 0 {
+        // The default shrinks to fit a small core; `validate` refuses a core that is too small.
+        let core = tile_core(spec.tile_size, halo(&spec)).unwrap_or(0);
+        spec.overlap = DEFAULT_OVERLAP_PX.min(max_overlap(core)).max(1);
+    }
     zero_default(&mut spec.base_size, crate::scales::DEFAULT_BASE_SIZE_PX);
     if spec.style_scale == 0.0 {
         spec.style_scale = 1.0;
@@ -127,7 +133,13 @@ pub fn validate(spec: &JobSpec) -> Result<(), JobError> {
         ("params.style_layers", &params.style_layers),
     ] {
         if let Some(bad) = layers.iter().find(|l| layer_position(l).is_none()) {
-            return Err(invalid(field, format!("unknown VGG19 layer {bad:?}")));
+            return Err(invalid(
+                field,
+                match bad.trim() {
+                    "" => "an empty layer name (a stray comma?)".to_owned(),
+                    _ => format!("unknown VGG19 layer {bad:?}"),
+                },
+            ));
         }
     }
     for (field, value) in [
@@ -168,7 +180,60 @@ pub fn validate(spec: &JobSpec) -> Result<(), JobError> {
     if spec.halo.is_some_and(|h| h > MAX_HALO_PX) {
         return Err(invalid("halo", format!("must be at most {MAX_HALO_PX}")));
     }
+    let halo = halo(spec);
+    let core = checked_core(spec.tile_size, halo)?;
+    if spec.overlap > max_overlap(core) {
+        return Err(invalid(
+            "overlap",
+            format!(
+                "{} px does not fit tiles of {} px: their cores are {core} px (inside a {halo} px \
+                 halo) and two overlaps must not meet in one core; use at most {} or a larger \
+                 tile_size",
+                spec.overlap,
+                spec.tile_size,
+                max_overlap(core)
+            ),
+        ));
+    }
     Ok(())
+}
+
+/// Returns the halo of a spec: as given, else half the receptive field of its deepest layer.
+pub fn halo(spec: &JobSpec) -> u32 {
+    if let Some(halo) = spec.halo {
+        return halo;
+    }
+    let params = spec.params.clone().unwrap_or_default();
+    let layers = params.content_layers.iter().chain(&params.style_layers);
+    layers
+        .filter_map(|l| receptive_field(l))
+        .max()
+        .unwrap_or(1)
+        .div_ceil(2)
+}
+
+/// Returns the widest overlap tiles with `core` px cores allow: the two overlaps of a core must
+/// not meet.
+pub fn max_overlap(core: u32) -> u32 {
+    core.saturating_sub(1) / 2
+}
+
+/// Returns the core of tiles of `tile_size` around `halo`, or the error naming the least tile
+/// size when it is under [`MIN_TILE_CORE_PX`].
+fn checked_core(tile_size: u32, halo: u32) -> Result<u32, JobError> {
+    tile_core(tile_size, halo)
+        .filter(|&core| core >= MIN_TILE_CORE_PX)
+        .ok_or_else(|| {
+            invalid(
+                "tile_size",
+                format!(
+                    "{tile_size} leaves a core under {MIN_TILE_CORE_PX} px inside a halo of \
+                     {halo} px (and {} px of alignment); use at least {}",
+                    HALO_ALIGN - 1,
+                    2 * halo + HALO_ALIGN - 1 + MIN_TILE_CORE_PX
+                ),
+            )
+        })
 }
 
 /// The scales and tiles of one job, derived from its spec and output size.
@@ -229,17 +294,7 @@ pub const MIN_TILE_CORE_PX: u32 = 32;
 /// Plans a validated spec for an output of `width` x `height`.
 pub fn plan(spec: &JobSpec, width: u32, height: u32) -> Result<JobPlan, JobError> {
     let params = spec.params.clone().unwrap_or_default();
-    let halo = match spec.halo {
-        Some(halo) => halo,
-        None => {
-            let layers = params.content_layers.iter().chain(&params.style_layers);
-            layers
-                .filter_map(|l| receptive_field(l))
-                .max()
-                .unwrap_or(1)
-                .div_ceil(2)
-        }
-    };
+    let halo = halo(spec);
     let options = ScalePlanOptions {
         num_scales: spec.num_scales,
         scale_ratio: spec.scale_ratio,
@@ -279,23 +334,9 @@ pub fn plan(spec: &JobSpec, width: u32, height: u32) -> Result<JobPlan, JobError
             tiles.push(None);
             continue;
         }
-        let core = tile_core(spec.tile_size, halo)
-            .filter(|&core| core >= MIN_TILE_CORE_PX)
-            .ok_or_else(|| {
-                invalid(
-                    "tile_size",
-                    format!(
-                        "{} leaves a core under {MIN_TILE_CORE_PX} px inside a halo of {halo} px \
-                         (and {} px of alignment); use at least {}",
-                        spec.tile_size,
-                        HALO_ALIGN - 1,
-                        2 * halo + HALO_ALIGN - 1 + MIN_TILE_CORE_PX
-                    ),
-                )
-            })?;
-        let overlap = spec.overlap.min(core.saturating_sub(1) / 2);
-        let plan = plan_tiles(scale.width, scale.height, core, overlap)
-            .map_err(|e| invalid("tile_size", e.to_string()))?;
+        let core = checked_core(spec.tile_size, halo)?;
+        let plan = plan_tiles(scale.width, scale.height, core, spec.overlap)
+            .map_err(|e| invalid("overlap", e.to_string()))?;
         tiles.push(Some(plan));
     }
     let style_sizes = scales
@@ -323,10 +364,17 @@ pub fn is_sha256(value: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use deepstyle_proto::v1::StyleInput;
+
     use super::*;
 
     fn spec(size: u32, tile_size: u32) -> JobSpec {
         with_defaults(JobSpec {
+            content_sha256: "a".repeat(64),
+            styles: vec![StyleInput {
+                image_sha256: "b".repeat(64),
+                weight: 1.0,
+            }],
             size,
             tile_size,
             ..JobSpec::default()
@@ -360,5 +408,40 @@ mod tests {
         let plan = plan(&spec(250, 203), 250, 188).unwrap();
         let tiles = plan.tiles[plan.scales.len() - 1].as_ref().unwrap();
         assert_eq!(tiles.tile_size(), MIN_TILE_CORE_PX);
+    }
+
+    #[test]
+    fn tile_size_and_overlap_are_checked_even_when_nothing_is_tiled() {
+        // 64 px fits one tile of any size, yet a tile size with no core is still refused.
+        let err = validate(&spec(64, 202)).unwrap_err().to_string();
+        assert!(err.contains("tile_size") && err.contains("203"), "{err}");
+        assert!(validate(&spec(64, 203)).is_ok());
+    }
+
+    #[test]
+    fn the_default_overlap_shrinks_to_fit_and_a_wider_one_asked_for_is_refused() {
+        // Default halo 78: a 288 px tile has a 288 - 156 - 15 = 117 px core, room for 58 px.
+        assert_eq!(halo(&spec(1000, 288)), 78);
+        assert_eq!(spec(1000, 288).overlap, 58);
+        assert_eq!(spec(1000, 512).overlap, DEFAULT_OVERLAP_PX);
+        assert!(validate(&spec(1000, 288)).is_ok());
+
+        let wide = with_defaults(JobSpec {
+            overlap: 59,
+            ..spec(1000, 288)
+        });
+        assert_eq!(wide.overlap, 59);
+        let err = validate(&wide).unwrap_err().to_string();
+        assert!(
+            err.contains("overlap") && err.contains("117 px") && err.contains("at most 58"),
+            "{err}"
+        );
+        // An explicit halo changes the room.
+        let narrow_halo = with_defaults(JobSpec {
+            overlap: 59,
+            halo: Some(8),
+            ..spec(1000, 288)
+        });
+        assert!(validate(&narrow_halo).is_ok());
     }
 }

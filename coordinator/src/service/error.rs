@@ -1,5 +1,7 @@
 //! The errors of the gRPC services and their one mapping to `tonic::Code`.
 
+use tonic_types::{ErrorDetails, StatusExt};
+
 use crate::ids::InvalidId;
 use crate::jobs::JobError;
 use crate::store::StoreError;
@@ -53,8 +55,17 @@ pub fn status_code(err: &ServiceError) -> tonic::Code {
 }
 
 impl From<ServiceError> for tonic::Status {
+    /// The status of an error; a refused spec field also travels as a `google.rpc.BadRequest`
+    /// field violation, so that clients can tell which field (the CLI names its flag).
     fn from(err: ServiceError) -> Self {
-        tonic::Status::new(status_code(&err), err.to_string())
+        let code = status_code(&err);
+        match &err {
+            ServiceError::Job(JobError::InvalidArgument { field, reason }) => {
+                let details = ErrorDetails::with_bad_request_violation(field, reason);
+                tonic::Status::with_error_details(code, err.to_string(), details)
+            }
+            _ => tonic::Status::new(code, err.to_string()),
+        }
     }
 }
 

@@ -42,11 +42,13 @@ impl FarmError {
     pub fn is_retryable(&self) -> bool {
         match self {
             FarmError::BadInput { .. } => false,
+            // The same inputs and seed diverge again on any worker.
             FarmError::Engine(e) => !matches!(
                 e,
                 EngineError::InvalidOption { .. }
                     | EngineError::UnknownLayer { .. }
                     | EngineError::ImageTooSmall { .. }
+                    | EngineError::Diverged { .. }
             ),
             _ => true,
         }
@@ -83,6 +85,11 @@ mod tests {
             name: "relu9_9".into(),
         });
         assert!(!unknown.is_retryable());
+        let diverged = FarmError::Engine(EngineError::Diverged {
+            iteration: 3,
+            loss: f64::NAN,
+        });
+        assert!(!diverged.is_retryable());
         let rpc = FarmError::Rpc {
             call: "FetchBlob",
             status: tonic::Status::unavailable("down"),

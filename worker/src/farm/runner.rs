@@ -140,6 +140,9 @@ impl Worker {
                     self.worker_id = id;
                     return;
                 }
+                // A call cut short by our own stop (the embedded farm stopping after a refused
+                // job) is no trouble to report.
+                Err(_) if self.stopping() => return,
                 Err(e) => {
                     warn!(error = %e, "cannot register, retrying");
                     self.pause().await;
@@ -169,6 +172,7 @@ impl Worker {
                     warn!(error = %e, "coordinator forgot this worker, registering again");
                     self.register().await;
                 }
+                Err(_) if self.stopping() => break,
                 Err(e) => {
                     warn!(error = %e, "lease failed, retrying");
                     self.pause().await;
