@@ -3,7 +3,9 @@
 # overlay, and the example with the TLS component), validates the compose file with and without
 # compose.tls.yaml, and checks that the settings, flags and variables they use exist in the
 # coordinator and worker sources, that token, TLS and metrics settings agree between the
-# coordinator and its workers, and that deploy/README.md names only real variables and metrics.
+# coordinator and its workers, that deploy/README.md names only real variables and metrics, and
+# that the images build the README's binaries (the worker's with scripts/setup.sh). Building the
+# images needs a Docker engine: deploy/README.md says how one was built and checked.
 # Installs its tools once under .tools/ (git-ignored); a re-run takes a few seconds. Exits
 # non-zero, naming each failed check, if any fails.
 #
@@ -456,6 +458,36 @@ for m in sorted(named - metrics):
     errors.append(f"deploy/README.md: names metric {m}, which nothing exports")
 for m in sorted(metrics - named):
     errors.append(f"deploy/README.md: does not document metric {m}")
+
+# The images build what the README builds, the worker's through the README's own set-up script
+# (so its torch and weights are the ones the tests ran against).
+def run_lines(dockerfile):
+    """The RUN instructions of a Dockerfile, continuation lines joined."""
+    text = re.sub(r"\\\n", " ", Path(dockerfile).read_text())
+    return [l for l in text.splitlines() if l.startswith("RUN ")]
+
+
+def built_packages(text):
+    return {p for cmd in re.findall(r"cargo build --release[^\n&;]*", text)
+            for p in re.findall(r"-p ([\w-]+)", cmd)}
+
+
+readme_built = built_packages(Path("README.md").read_text())
+for dockerfile, wanted in (("deploy/docker/Dockerfile.worker", {"deepstyle-worker", "deepstyle-cli"}),
+                           ("deploy/docker/Dockerfile.coordinator", {"deepstyle-coordinator"})):
+    runs = run_lines(dockerfile)
+    built = built_packages("\n".join(runs))
+    if built != wanted:
+        errors.append(f"{dockerfile}: builds {sorted(built)}, expected {sorted(wanted)}")
+    for package in sorted(built - readme_built):
+        errors.append(f"{dockerfile}: builds {package}, which the README's build does not")
+    if "worker" in dockerfile:
+        setup = [r for r in runs if re.search(r"(^|\s)scripts/setup\.sh(\s|$)", r)]
+        if not any("--no-build" in r for r in setup) or not any("--no-build" not in r for r in setup):
+            errors.append(f"{dockerfile}: should run scripts/setup.sh --no-build (venv and weights)"
+                          " and then scripts/setup.sh (the README's build)")
+        if not any("source scripts/env.sh" in r for r in runs):
+            errors.append(f"{dockerfile}: should build with scripts/env.sh sourced, as the README")
 
 for e in errors:
     print(f"error: {e}", file=sys.stderr)

@@ -59,8 +59,13 @@ fi
 if [ ! -s "$WEIGHTS" ]; then
   say "converting VGG19 weights to $WEIGHTS"
   mkdir -p models
-  "$DEEPSTYLE_VENV/bin/python" scripts/convert_weights.py "$WEIGHTS.tmp" 2>/dev/null
+  # Its errors (a missing tensor, a wrong shape) go to stderr; its "wrote" line names the
+  # temporary file, so setup says where the weights ended up instead.
+  "$DEEPSTYLE_VENV/bin/python" scripts/convert_weights.py "$WEIGHTS.tmp" >/dev/null
+  # safetensors writes 0600; other users (a container's unprivileged worker) must read it.
+  chmod 0644 "$WEIGHTS.tmp"
   mv "$WEIGHTS.tmp" "$WEIGHTS"
+  say "wrote $WEIGHTS"
 fi
 
 if [ "${1:-}" != "--no-build" ]; then
