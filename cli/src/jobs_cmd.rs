@@ -148,8 +148,7 @@ async fn get(client: &mut Client, job_id: &str) -> anyhow::Result<pb::Job> {
 /// Downloads a succeeded job's result to `output`.
 pub async fn download(client: &mut Client, job_id: &str, output: &Path) -> anyhow::Result<()> {
     let bytes = download_bytes(client, job_id).await?;
-    std::fs::write(output, &bytes)
-        .with_context(|| format!("failed to write {}", output.display()))?;
+    deepstyle_coordinator::imaging::save_encoded(output, &bytes)?;
     println!("wrote {} ({} bytes)", output.display(), bytes.len());
     Ok(())
 }

@@ -103,7 +103,7 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<()> {
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("png"));
     if is_png {
-        write_atomically(&args.output, &rendered.png)?;
+        imaging::save_encoded(&args.output, &rendered.png)?;
     } else {
         let image = imaging::decode(&rendered.png, &DecodeLimits::default())
             .context("the job's output does not decode")?;
@@ -122,21 +122,4 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<()> {
         args.output.display()
     );
     Ok(())
-}
-
-/// Writes `bytes` to a hidden file next to `path` and renames it over `path`.
-fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => std::path::Path::new("."),
-    };
-    let write = || -> std::io::Result<()> {
-        let mut file = tempfile::Builder::new()
-            .prefix(".deepstyle-")
-            .tempfile_in(dir)?;
-        std::io::Write::write_all(&mut file, bytes)?;
-        file.persist(path)?;
-        Ok(())
-    };
-    write().with_context(|| format!("failed to write output image {}", path.display()))
 }

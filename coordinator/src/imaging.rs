@@ -19,7 +19,7 @@ mod resize;
 mod samples;
 
 pub use decode::{decode, load};
-pub use encode::{check_output, encode_png, save};
+pub use encode::{check_output, encode_png, save, save_encoded};
 pub use error::{ImagingError, Location, Result};
 pub use resize::{fit_longest_side, resize, resize_alpha};
 

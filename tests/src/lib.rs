@@ -23,20 +23,17 @@ pub fn workspace_root() -> PathBuf {
 }
 
 /// Builds the three binaries once per test process and returns the directory holding them.
+///
+/// They are built as `cargo test --workspace` builds them (with the features the workspace's
+/// dev-dependencies add, e.g. tokio's test-util), so under the suite's own `cargo test
+/// --workspace` this is a no-op; a `cargo build` here rebuilt some 45 crates every run.
 pub fn bin_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
             .current_dir(workspace_root())
-            .args([
-                "build",
-                "-p",
-                "deepstyle-coordinator",
-                "-p",
-                "deepstyle-worker",
-            ])
-            .args(["-p", "deepstyle-cli", "--bins"])
+            .args(["test", "--workspace", "--no-run", "--quiet"])
             .status()
             .expect("cargo runs");
         assert!(status.success(), "building the binaries failed");

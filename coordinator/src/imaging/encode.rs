@@ -125,7 +125,7 @@ pub fn save(
     let location = Location::File(path.to_path_buf());
     let image = quantize(rgb, alpha, depth, &location)?;
 
-    write_atomically(path, format, &image)?;
+    write_image(path, format, &image)?;
     debug!(path = %path.display(), format = format.name(), ?depth, "wrote image");
     Ok(())
 }
@@ -228,8 +228,41 @@ fn to_u16(value: f32) -> u16 {
     (unit(value) * 65535.0).round() as u16
 }
 
-/// Encodes into a temporary file beside `path`, syncs it and renames it over `path`.
-fn write_atomically(path: &Path, format: OutputFormat, image: &DynamicImage) -> Result<()> {
+/// Writes an already encoded image (a PNG downloaded from a farm, say) to `path` as [`save`]
+/// writes one: through a temporary file renamed over `path`, with the umask's permissions.
+pub fn save_encoded(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomically(path, |writer| {
+        writer
+            .write_all(bytes)
+            .map_err(|source| ImagingError::Write {
+                path: path.to_path_buf(),
+                source,
+            })
+    })
+}
+
+/// Encodes `image` as `format` into the file `path` (see [`write_atomically`]).
+fn write_image(path: &Path, format: OutputFormat, image: &DynamicImage) -> Result<()> {
+    write_atomically(path, |writer| {
+        format.encode(image, writer).map_err(|err| match err {
+            ImageError::IoError(source) => ImagingError::Write {
+                path: path.to_path_buf(),
+                source,
+            },
+            other => ImagingError::Encode {
+                location: Location::File(path.to_path_buf()),
+                format: format.name(),
+                detail: other.to_string(),
+            },
+        })
+    })
+}
+
+/// Lets `fill` write into a temporary file beside `path`, syncs it and renames it over `path`.
+fn write_atomically(
+    path: &Path,
+    fill: impl FnOnce(&mut BufWriter<&std::fs::File>) -> Result<()>,
+) -> Result<()> {
     let write_error = |source| ImagingError::Write {
         path: path.to_path_buf(),
         source,
@@ -256,14 +289,7 @@ fn write_atomically(path: &Path, format: OutputFormat, image: &DynamicImage) -> 
     let temp = builder.tempfile_in(directory).map_err(write_error)?;
 
     let mut writer = BufWriter::new(temp.as_file());
-    format.encode(image, &mut writer).map_err(|err| match err {
-        ImageError::IoError(source) => write_error(source),
-        other => ImagingError::Encode {
-            location: Location::File(path.to_path_buf()),
-            format: format.name(),
-            detail: other.to_string(),
-        },
-    })?;
+    fill(&mut writer)?;
     writer.flush().map_err(write_error)?;
     drop(writer);
 
@@ -473,6 +499,30 @@ mod tests {
         let bytes = encode_png(&wild, None, BitDepth::Eight).unwrap();
         let loaded = decode(&bytes, &DecodeLimits::default()).unwrap();
         assert_eq!(loaded.rgb.get_pixel(1, 0).0, [0.0, 1.0, 0.0]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn save_encoded_replaces_the_file_with_the_umasks_permissions() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.png");
+        std::fs::write(&path, b"old").unwrap();
+        save_encoded(&path, b"new bytes").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"new bytes");
+        // Not the temporary file's 0600: what `File::create` would give (a child shares the umask).
+        let umask = std::process::Command::new("sh")
+            .args(["-c", "umask"])
+            .output()
+            .unwrap();
+        let umask = u32::from_str_radix(String::from_utf8_lossy(&umask.stdout).trim(), 8).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o666 & !umask);
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temporary left"
+        );
     }
 
     #[test]
