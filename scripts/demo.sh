@@ -6,6 +6,6 @@ set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$DEEPSTYLE_ROOT"
 mkdir -p out
-time ./target/release/deepstyle render examples/inputs/tubingen.jpg \
+./target/release/deepstyle render examples/inputs/tubingen.jpg \
   --style examples/inputs/starry_night.jpg --size 256 --iterations 200 \
   -o out/tubingen_starry_night.png "$@"

@@ -20,4 +20,5 @@ export MOTO_SERVER="$DEEPSTYLE_ROOT/$MOTO/bin/moto_server"
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
-cargo test --workspace --no-fail-fast --quiet "$@"
+# Not --quiet: each binary's "Running tests/farm.rs" line tells the suites apart.
+cargo test --workspace --no-fail-fast "$@"
