@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use crate::jobs::RequestLimits;
@@ -79,7 +80,7 @@ impl Default for CoordinatorConfig {
     }
 }
 
-/// A configuration that cannot be used, with the setting named.
+/// A configuration that cannot be used, with the setting named; the worker's too.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file or environment could not be read or parsed.
@@ -95,26 +96,39 @@ pub enum ConfigError {
     },
 }
 
+impl ConfigError {
+    /// Names `setting` as out of range for `reason`.
+    pub fn invalid(setting: &'static str, reason: &str) -> Self {
+        Self::Invalid {
+            setting,
+            reason: reason.to_owned(),
+        }
+    }
+}
+
+/// Loads `T` from its serde defaults, then `file` (if given), then `<env_prefix>_*` variables,
+/// the layering every DeepStyle binary uses before its flags.
+pub fn load_layered<T: DeserializeOwned>(
+    file: Option<&std::path::Path>,
+    env_prefix: &str,
+) -> Result<T, ConfigError> {
+    let mut builder = config::Config::builder();
+    if let Some(file) = file {
+        builder = builder.add_source(config::File::from(file).required(true));
+    }
+    builder = builder.add_source(config::Environment::with_prefix(env_prefix).try_parsing(true));
+    Ok(builder.build()?.try_deserialize()?)
+}
+
 impl CoordinatorConfig {
     /// Loads defaults, then `file` (if given), then the environment.
     pub fn load(file: Option<&std::path::Path>) -> Result<Self, ConfigError> {
-        let mut builder = config::Config::builder();
-        if let Some(file) = file {
-            builder = builder.add_source(config::File::from(file).required(true));
-        }
-        builder =
-            builder.add_source(config::Environment::with_prefix(ENV_PREFIX).try_parsing(true));
-        Ok(builder.build()?.try_deserialize()?)
+        load_layered(file, ENV_PREFIX)
     }
 
     /// Checks ranges that the types cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |setting, reason: &str| {
-            Err(ConfigError::Invalid {
-                setting,
-                reason: reason.to_owned(),
-            })
-        };
+        let invalid = |setting, reason| Err(ConfigError::invalid(setting, reason));
         if self.lease_ttl_secs == 0 || self.lease_ttl_secs > 3600 {
             return invalid("lease_ttl_secs", "must be in 1..=3600");
         }

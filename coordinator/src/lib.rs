@@ -31,6 +31,7 @@ pub mod metrics;
 pub mod progressive;
 pub mod scales;
 pub mod service;
+pub mod shutdown;
 pub mod stitch;
 pub mod store;
 pub mod tiling;

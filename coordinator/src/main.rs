@@ -11,6 +11,7 @@ use deepstyle_coordinator::imaging::DecodeLimits;
 use deepstyle_coordinator::jobs::JobManager;
 use deepstyle_coordinator::metrics;
 use deepstyle_coordinator::service::{self, ServeOptions, TlsFiles};
+use deepstyle_coordinator::shutdown;
 use deepstyle_coordinator::store::{MemoryStore, RedisStore, Store};
 
 /// Command-line flags; each overrides the file and the environment.
@@ -109,22 +110,6 @@ async fn main() -> anyhow::Result<()> {
         tls,
         ..ServeOptions::default()
     };
-    service::serve(listener, manager, options, shutdown_signal()).await?;
+    service::serve(listener, manager, options, shutdown::signal()).await?;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("a SIGTERM handler can be installed at startup");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    tracing::info!("shutdown requested");
 }

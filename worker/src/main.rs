@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Parser;
+use deepstyle_coordinator::shutdown;
 use deepstyle_worker::farm::{self, WorkerConfig};
 
 /// Command-line flags; each overrides the file and the `DEEPSTYLE_WORKER_*` environment.
@@ -60,20 +61,5 @@ async fn main() -> anyhow::Result<()> {
     config.validate()?;
 
     deepstyle_coordinator::logging::init(config.log_json);
-    farm::run(config, shutdown_signal()).await
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("a SIGTERM handler can be installed at startup");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    farm::run(config, shutdown::signal()).await
 }

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use deepstyle_coordinator::config::{load_layered, ConfigError};
 use serde::Deserialize;
 
 /// Prefix of the environment variables that override the file (e.g. `..._COORDINATOR`).
@@ -63,37 +64,15 @@ impl Default for WorkerConfig {
     }
 }
 
-/// A configuration that cannot be used, with the setting named.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file or environment could not be read or parsed.
-    #[error("cannot load configuration: {0}")]
-    Load(#[from] config::ConfigError),
-    /// A setting is out of range.
-    #[error("invalid setting {setting}: {reason}")]
-    Invalid {
-        /// The setting's name.
-        setting: &'static str,
-        /// What is wrong.
-        reason: &'static str,
-    },
-}
-
 impl WorkerConfig {
     /// Loads defaults, then `file` (if given), then the environment.
     pub fn load(file: Option<&std::path::Path>) -> Result<Self, ConfigError> {
-        let mut builder = config::Config::builder();
-        if let Some(file) = file {
-            builder = builder.add_source(config::File::from(file).required(true));
-        }
-        builder =
-            builder.add_source(config::Environment::with_prefix(ENV_PREFIX).try_parsing(true));
-        Ok(builder.build()?.try_deserialize()?)
+        load_layered(file, ENV_PREFIX)
     }
 
     /// Checks ranges that the types cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |setting, reason| Err(ConfigError::Invalid { setting, reason });
+        let invalid = |setting, reason| Err(ConfigError::invalid(setting, reason));
         if !(self.coordinator.starts_with("http://") || self.coordinator.starts_with("https://")) {
             return invalid("coordinator", "must start with http:// or https://");
         }
