@@ -80,7 +80,13 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let device_name = device::describe(engine.device());
-    let memory_bytes = config.memory_bytes.unwrap_or_else(system_memory_bytes);
+    let memory_bytes = config
+        .memory_bytes
+        .or_else(|| device::memory_bytes(engine.device()))
+        .unwrap_or_else(|| {
+            warn!(device = %device_name, "device memory unknown; registering with 0 bytes");
+            0
+        });
     metrics::gauge!(WORKER_INFO, "device" => device_name.clone()).set(1.0);
     metrics::gauge!(WORKER_MEMORY_BYTES).set(memory_bytes as f64);
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -344,17 +350,4 @@ async fn heartbeat_loop(
             Err(e) => warn!(error = %e, "heartbeat failed"),
         }
     }
-}
-
-/// Returns the machine's memory from `/proc/meminfo`, or 0 when unknown.
-// TODO(#4): report the GPU's memory for CUDA devices.
-fn system_memory_bytes() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|info| {
-            let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
-            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-            Some(kib * 1024)
-        })
-        .unwrap_or(0)
 }
