@@ -27,11 +27,20 @@ pub fn workspace_root() -> PathBuf {
 /// They are built as `cargo test --workspace` builds them (with the features the workspace's
 /// dev-dependencies add, e.g. tokio's test-util), so under the suite's own `cargo test
 /// --workspace` this is a no-op; a `cargo build` here rebuilt some 45 crates every run.
+/// The variables cargo sets for this test process are left out: `ring`'s build script
+/// watches `CARGO_MANIFEST_DIR`, and passing it on rebuilt 19 crates here and again in the
+/// next suite run.
 pub fn bin_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
+        let mut command = Command::new(cargo);
+        for (name, _) in std::env::vars_os() {
+            if name.to_str().is_some_and(is_per_crate_cargo_var) {
+                command.env_remove(name);
+            }
+        }
+        let status = command
             .current_dir(workspace_root())
             .args(["test", "--workspace", "--no-run", "--quiet"])
             .status()
@@ -42,6 +51,21 @@ pub fn bin_dir() -> &'static Path {
             .unwrap_or_else(|| workspace_root().join("target"));
         target.join("debug")
     })
+}
+
+/// Tells the variables that cargo sets for one crate's build or test run (`CARGO_MANIFEST_DIR`,
+/// `CARGO_PKG_NAME`, ...) from the ones that configure cargo itself (`CARGO_HOME`,
+/// `CARGO_TARGET_DIR`, `CARGO_BUILD_JOBS`, ...).
+fn is_per_crate_cargo_var(name: &str) -> bool {
+    const PREFIXES: [&str; 6] = [
+        "CARGO_MANIFEST_",
+        "CARGO_PKG_",
+        "CARGO_CRATE_",
+        "CARGO_BIN_",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_TARGET_TMPDIR",
+    ];
+    PREFIXES.iter().any(|prefix| name.starts_with(prefix))
 }
 
 /// Returns a free loopback port.
@@ -327,4 +351,23 @@ pub fn diff_report(a: &Path, b: &Path, tolerance: f32) -> String {
         a.width() * a.height(),
         shown.join(" ")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_per_crate_cargo_var;
+
+    #[test]
+    fn nested_cargo_keeps_its_configuration_and_drops_this_crates_variables() {
+        for name in [
+            "CARGO_MANIFEST_DIR",
+            "CARGO_PKG_NAME",
+            "CARGO_TARGET_TMPDIR",
+        ] {
+            assert!(is_per_crate_cargo_var(name), "{name}");
+        }
+        for name in ["CARGO_HOME", "CARGO_TARGET_DIR", "CARGO_BUILD_JOBS", "PATH"] {
+            assert!(!is_per_crate_cargo_var(name), "{name}");
+        }
+    }
 }
