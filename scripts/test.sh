@@ -4,6 +4,7 @@
 set -euo pipefail
 "$(dirname "$0")/setup.sh" --no-build
 source "$(dirname "$0")/env.sh"
+source "$DEEPSTYLE_ROOT/scripts/say.sh"
 cd "$DEEPSTYLE_ROOT"
 
 scripts/check_deploy.sh
@@ -12,7 +13,7 @@ scripts/check_deploy.sh
 MOTO=.tools/moto
 MOTO_VERSION=5.2.5
 if ! "$MOTO/bin/python" -c "import importlib.metadata as m; assert m.version('moto') == '$MOTO_VERSION'; import flask" 2>/dev/null; then
-  printf '\033[1mtest:\033[0m installing moto[server]==%s into %s\n' "$MOTO_VERSION" "$MOTO" >&2
+  say_as test "installing moto[server]==$MOTO_VERSION into $MOTO"
   python3 -m venv "$MOTO"
   "$MOTO/bin/pip" install -q --disable-pip-version-check "moto[server]==$MOTO_VERSION"
 fi
