@@ -10,8 +10,8 @@ use std::time::Duration;
 use common::redis_server::{unique_prefix, RedisServer};
 use deepstyle_coordinator::ids::{JobId, TaskId, TileId, WorkerId};
 use deepstyle_coordinator::store::{
-    Completion, Failure, Heartbeat, JobState, MemoryStore, NewJob, NewTask, RedisStore, Store,
-    StoreConfig, TaskState,
+    Completion, Failure, GiveUp, Heartbeat, JobState, MemoryStore, NewJob, NewTask, RedisStore,
+    Store, StoreConfig, TaskState,
 };
 
 /// Lease time of the suite; Redis tests sleep past it in real time.
@@ -214,20 +214,69 @@ async fn check_worker_failure(store: Arc<dyn Store>) {
     let (job, tasks) = new_job(&*store, 1).await;
     store.lease(&worker()).await.unwrap().unwrap();
     assert_eq!(
-        store.fail(&tasks[0], 1, "oom", true).await.unwrap(),
+        store
+            .fail(&tasks[0], 1, "oom", GiveUp::Retryable)
+            .await
+            .unwrap(),
         Failure::Requeued
     );
     assert_eq!(
-        store.fail(&tasks[0], 1, "oom", true).await.unwrap(),
+        store
+            .fail(&tasks[0], 1, "oom", GiveUp::Retryable)
+            .await
+            .unwrap(),
         Failure::Stale
     );
     let again = store.lease(&worker()).await.unwrap().unwrap();
     assert_eq!(again.attempt, 2);
-    let Failure::JobFailed(reason) = store.fail(&tasks[0], 2, "bad input", false).await.unwrap()
+    let Failure::JobFailed(reason) = store
+        .fail(&tasks[0], 2, "bad input", GiveUp::Fatal)
+        .await
+        .unwrap()
     else {
         panic!("a non-retryable failure fails the job");
     };
     assert!(reason.contains("bad input"));
+    assert_eq!(
+        store.job(&job).await.unwrap().unwrap().state,
+        JobState::Failed
+    );
+}
+
+/// Stopping workers (scale-in, rolling updates) may hand a task back any number of times;
+/// only failures and expiries use up its attempts (max_attempts 2 here).
+async fn check_hand_back_uses_no_attempt(store: Arc<dyn Store>) {
+    let (job, tasks) = new_job(&*store, 1).await;
+    for attempt in 1..=3 {
+        let lease = store.lease(&worker()).await.unwrap().unwrap();
+        assert_eq!(lease.attempt, attempt);
+        let handed = store
+            .fail(
+                &tasks[0],
+                attempt,
+                "worker shutting down",
+                GiveUp::HandedBack,
+            )
+            .await
+            .unwrap();
+        assert_eq!(handed, Failure::Requeued, "hand-back {attempt}");
+    }
+    let lease = store.lease(&worker()).await.unwrap().unwrap();
+    assert_eq!(lease.attempt, 4);
+    let failed = store.fail(&tasks[0], 4, "oom", GiveUp::Retryable).await;
+    assert_eq!(
+        failed.unwrap(),
+        Failure::Requeued,
+        "the first failed attempt"
+    );
+    assert_eq!(store.lease(&worker()).await.unwrap().unwrap().attempt, 5);
+    sleep_past_ttl().await;
+    let expired = store.expire_leases().await.unwrap();
+    let reason = expired[0]
+        .job_failed
+        .clone()
+        .expect("the second failed attempt (an expiry) fails the job");
+    assert!(reason.contains("after 5 attempts"), "{reason}");
     assert_eq!(
         store.job(&job).await.unwrap().unwrap().state,
         JobState::Failed
@@ -335,6 +384,7 @@ conformance! {
     duplicate_completion_idempotent: check_duplicate_completion_idempotent, 3;
     retry_limit_fails_job: check_retry_limit_fails_job, 2;
     worker_failure: check_worker_failure, 3;
+    hand_back_uses_no_attempt: check_hand_back_uses_no_attempt, 2;
     cancel_mid_job: check_cancel_mid_job, 3;
     workers_and_listing: check_workers_and_listing, 3;
 }

@@ -11,7 +11,7 @@ use tracing::{debug, info, warn};
 use super::{plan, work, JobError, JobManager, Result};
 use crate::blob;
 use crate::ids::{TaskId, TaskKind, WorkerId};
-use crate::store::{Completion, Failure, Heartbeat, WorkerRecord};
+use crate::store::{Completion, Failure, GiveUp, Heartbeat, WorkerRecord};
 
 /// How often a long-polling lease re-checks the queue without a wake-up, in milliseconds.
 const LEASE_POLL_MS: u64 = 100;
@@ -180,9 +180,13 @@ impl JobManager {
         task: &TaskId,
         attempt: u32,
         reason: &str,
-        retryable: bool,
+        why: GiveUp,
     ) -> Result<()> {
-        match self.store.fail(task, attempt, reason, retryable).await? {
+        match self.store.fail(task, attempt, reason, why).await? {
+            Failure::Requeued if why == GiveUp::HandedBack => {
+                info!(worker_id = %worker, task = %task, attempt, reason, "task handed back");
+                self.work.notify_waiters();
+            }
             Failure::Requeued => {
                 warn!(worker_id = %worker, task = %task, attempt, reason, "task failed, retrying");
                 ::metrics::counter!(crate::metrics::TASK_RETRIES).increment(1);

@@ -15,6 +15,7 @@ use super::job_api::chunks;
 use super::{ServeOptions, ServiceError};
 use crate::ids::{TaskId, WorkerId};
 use crate::jobs::{CompleteOutcome, JobError, JobManager};
+use crate::store::GiveUp;
 
 /// Longest long-poll a Lease may ask for, in milliseconds.
 const MAX_LEASE_WAIT_MS: u32 = 60_000;
@@ -152,7 +153,11 @@ impl WorkerService for WorkerApi {
                 &task,
                 request.attempt,
                 &request.reason,
-                request.retryable,
+                match (request.handed_back, request.retryable) {
+                    (true, _) => GiveUp::HandedBack,
+                    (false, true) => GiveUp::Retryable,
+                    (false, false) => GiveUp::Fatal,
+                },
             )
             .await
             .map_err(status)?;

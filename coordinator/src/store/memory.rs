@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 
 use super::{
-    Completion, Event, Expiry, Failure, Heartbeat, JobRecord, JobState, Lease, NewJob, NewTask,
-    Result, Store, StoreConfig, StoreError, TaskState, WorkerRecord,
+    Completion, Event, Expiry, Failure, GiveUp, Heartbeat, JobRecord, JobState, Lease, NewJob,
+    NewTask, Result, Store, StoreConfig, StoreError, TaskState, WorkerRecord,
 };
 use crate::ids::{JobId, TaskId, WorkerId};
 
@@ -47,7 +47,16 @@ struct TaskEntry {
     payload: Vec<u8>,
     state: TaskState,
     attempt: u32,
+    /// Leases handed back by stopping workers, which do not count as failed attempts.
+    handed_back: u32,
     deadline_unix_ms: i64,
+}
+
+impl TaskEntry {
+    /// Returns how many of `attempt`'s leases failed or expired.
+    fn failed_attempts(&self, attempt: u32) -> u32 {
+        attempt.saturating_sub(self.handed_back)
+    }
 }
 
 impl MemoryStore {
@@ -105,20 +114,20 @@ impl State {
     }
 
     fn expire(&mut self, now: i64, max_attempts: u32) -> Vec<Expiry> {
-        let mut overdue: Vec<(TaskId, u32)> = self
+        let mut overdue: Vec<(TaskId, u32, u32)> = self
             .tasks
             .iter()
             .filter_map(|(id, t)| match t.state {
                 TaskState::Leased { attempt } if t.deadline_unix_ms <= now => {
-                    Some((id.clone(), attempt))
+                    Some((id.clone(), attempt, t.failed_attempts(attempt)))
                 }
                 _ => None,
             })
             .collect();
-        overdue.sort_by_key(|(id, _)| self.tasks[id].deadline_unix_ms);
+        overdue.sort_by_key(|(id, _, _)| self.tasks[id].deadline_unix_ms);
         let mut out = Vec::new();
-        for (id, attempt) in overdue {
-            if attempt >= max_attempts {
+        for (id, attempt, failed) in overdue {
+            if failed >= max_attempts {
                 let reason = format!("task {id} lease expired after {attempt} attempts");
                 if let Some(entry) = self.tasks.get_mut(&id) {
                     entry.state = TaskState::Failed;
@@ -286,6 +295,7 @@ impl Store for MemoryStore {
                     payload: task.payload.clone(),
                     state: TaskState::Queued,
                     attempt: 0,
+                    handed_back: 0,
                     deadline_unix_ms: 0,
                 },
             );
@@ -392,7 +402,7 @@ impl Store for MemoryStore {
         task: &TaskId,
         attempt: u32,
         reason: &str,
-        retryable: bool,
+        why: GiveUp,
     ) -> Result<Failure> {
         let now = self.now_ms();
         let mut state = self.lock();
@@ -403,7 +413,15 @@ impl Store for MemoryStore {
         if entry.state != (TaskState::Leased { attempt }) {
             return Ok(Failure::Stale);
         }
-        if retryable && attempt < self.config.max_attempts {
+        if why == GiveUp::HandedBack {
+            entry.handed_back += 1;
+        }
+        let retry = match why {
+            GiveUp::Fatal => false,
+            GiveUp::Retryable => entry.failed_attempts(attempt) < self.config.max_attempts,
+            GiveUp::HandedBack => true,
+        };
+        if retry {
             entry.state = TaskState::Queued;
             state.queue.push_front(task.clone());
             return Ok(Failure::Requeued);

@@ -236,6 +236,18 @@ pub enum Completion {
     Unknown,
 }
 
+/// Why a worker gives a leased task up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GiveUp {
+    /// The task cannot succeed (bad input): its job fails now.
+    Fatal,
+    /// The task may succeed elsewhere: it is queued again while failed attempts remain.
+    Retryable,
+    /// The worker is shutting down (scale-in, a rolling update): the task is queued again and
+    /// the attempt does not count towards the limit, which only failures and expiries use up.
+    HandedBack,
+}
+
 /// The answer to a worker's failure report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Failure {
@@ -327,14 +339,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Records the result of `attempt` (see [`Completion`]).
     async fn complete(&self, task: &TaskId, attempt: u32) -> Result<Completion>;
 
-    /// Records a worker's failure: retried while attempts remain if `retryable`, else fatal.
-    async fn fail(
-        &self,
-        task: &TaskId,
-        attempt: u32,
-        reason: &str,
-        retryable: bool,
-    ) -> Result<Failure>;
+    /// Records that a worker gave `attempt` up, and why (see [`GiveUp`]).
+    async fn fail(&self, task: &TaskId, attempt: u32, reason: &str, why: GiveUp)
+        -> Result<Failure>;
 
     /// Requeues or fails the tasks whose lease is overdue and reports what it did.
     async fn expire_leases(&self) -> Result<Vec<Expiry>>;

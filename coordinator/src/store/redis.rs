@@ -16,8 +16,8 @@ use redis::Value;
 
 use super::scripts::Scripts;
 use super::{
-    Completion, Event, Expiry, Failure, Heartbeat, JobRecord, JobState, Lease, NewJob, NewTask,
-    Result, Store, StoreConfig, StoreError, TaskState, WorkerRecord,
+    Completion, Event, Expiry, Failure, GiveUp, Heartbeat, JobRecord, JobState, Lease, NewJob,
+    NewTask, Result, Store, StoreConfig, StoreError, TaskState, WorkerRecord,
 };
 use crate::ids::{JobId, TaskId, WorkerId};
 
@@ -350,7 +350,7 @@ impl Store for RedisStore {
         task: &TaskId,
         attempt: u32,
         reason: &str,
-        retryable: bool,
+        why: GiveUp,
     ) -> Result<Failure> {
         let (outcome, reason): (String, String) = self
             .scripts
@@ -360,7 +360,11 @@ impl Store for RedisStore {
             .arg(attempt)
             .arg(self.config.max_attempts)
             .arg(reason)
-            .arg(if retryable { "1" } else { "0" })
+            .arg(match why {
+                GiveUp::Fatal => "fatal",
+                GiveUp::Retryable => "retry",
+                GiveUp::HandedBack => "handback",
+            })
             .invoke_async(&mut self.conn())
             .await?;
         Ok(match outcome.as_str() {

@@ -37,6 +37,12 @@ local function end_job(job, state, reason, now)
   return true
 end
 
+-- Returns how many of a task's `attempt` leases failed or expired: hand-backs by stopping
+-- workers do not count.
+local function failed_attempts(tk, attempt)
+  return attempt - (tonumber(redis.call('HGET', tk, 'handed_back')) or 0)
+end
+
 -- Requeues (or fails, past the attempt limit) every lease whose deadline has passed.
 local function expire(now, max_attempts)
   local out = {}
@@ -46,7 +52,7 @@ local function expire(now, max_attempts)
     if redis.call('HGET', tk, 'state') == 'leased' then
       local attempt = tonumber(redis.call('HGET', tk, 'attempt'))
       local job = redis.call('HGET', tk, 'job')
-      if attempt >= max_attempts then
+      if failed_attempts(tk, attempt) >= max_attempts then
         local reason = 'task ' .. tid .. ' lease expired after ' .. attempt .. ' attempts'
         redis.call('HSET', tk, 'state', 'failed')
         end_job(job, 'failed', reason, now)

@@ -158,7 +158,7 @@ if ARGV[5] ~= '' then redis.call('SADD', job_key(job) .. ':done:' .. ARGV[5], AR
 return 'accepted'
 "#,
             ),
-            // ARGV: prefix, task, attempt, max_attempts, reason, retryable (1/0)
+            // ARGV: prefix, task, attempt, max_attempts, reason, why (fatal/retry/handback)
             fail: script(
                 r#"
 local now = now_ms()
@@ -168,7 +168,9 @@ local tk = task_key(ARGV[2])
 if redis.call('HGET', tk, 'state') ~= 'leased' then return {'stale', ''} end
 if redis.call('HGET', tk, 'attempt') ~= ARGV[3] then return {'stale', ''} end
 redis.call('ZREM', p .. ':leases', ARGV[2])
-if ARGV[6] == '1' and tonumber(ARGV[3]) < max_attempts then
+if ARGV[6] == 'handback' then redis.call('HINCRBY', tk, 'handed_back', 1) end
+if ARGV[6] == 'handback'
+    or (ARGV[6] == 'retry' and failed_attempts(tk, tonumber(ARGV[3])) < max_attempts) then
   redis.call('HSET', tk, 'state', 'queued')
   redis.call('LPUSH', p .. ':queue', ARGV[2])
   return {'requeued', ''}

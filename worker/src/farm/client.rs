@@ -153,13 +153,15 @@ impl CoordinatorClient {
             .accepted)
     }
 
-    /// Reports that a task failed.
+    /// Reports that a task failed (`retryable` when it may succeed elsewhere), or with
+    /// `handed_back` that this worker is stopping and gives it back unfinished.
     pub async fn fail(
         &mut self,
         worker_id: &str,
         task: &pb::Task,
         reason: &str,
         retryable: bool,
+        handed_back: bool,
     ) -> Result<()> {
         let message = pb::FailRequest {
             worker_id: worker_id.to_owned(),
@@ -167,6 +169,7 @@ impl CoordinatorClient {
             attempt: task.attempt,
             reason: reason.to_owned(),
             retryable,
+            handed_back,
         };
         self.client
             .fail(Self::request(message, short()))

@@ -33,6 +33,17 @@ const REPORT_RETRY_SECS: u64 = 30;
 /// The reason given when a task is handed back on shutdown.
 pub const SHUTDOWN_REASON: &str = "worker shutting down";
 
+/// What a worker tells the coordinator about a task it leased.
+#[derive(Debug)]
+enum Report {
+    /// The encoded result.
+    Done(Vec<u8>),
+    /// The task failed; `retryable` when another try (elsewhere) may succeed.
+    Failed { reason: String, retryable: bool },
+    /// The worker is stopping and gives the task back unfinished.
+    HandedBack,
+}
+
 /// Serves tasks from the configured coordinator until `shutdown` resolves.
 pub async fn run(
     config: WorkerConfig,
@@ -212,17 +223,19 @@ impl Worker {
 
         if self.stopping() {
             info!("handing the task back");
-            self.report(&task, Err((SHUTDOWN_REASON.to_owned(), true)))
-                .await;
+            self.report(&task, Report::HandedBack).await;
         } else if lease_lost.load(Ordering::Relaxed) {
             warn!("lease lost, result dropped");
         } else {
             match result {
-                Ok(bytes) => self.report(&task, Ok(bytes)).await,
+                Ok(bytes) => self.report(&task, Report::Done(bytes)).await,
                 Err(e) => {
                     error!(error = %e, retryable = e.is_retryable(), "task failed");
-                    self.report(&task, Err((e.to_string(), e.is_retryable())))
-                        .await;
+                    let report = Report::Failed {
+                        reason: e.to_string(),
+                        retryable: e.is_retryable(),
+                    };
+                    self.report(&task, report).await;
                 }
             }
         }
@@ -274,31 +287,32 @@ impl Worker {
     }
 
     /// Sends a result or a failure, retrying while the coordinator is unreachable.
-    async fn report(
-        &mut self,
-        task: &pb::Task,
-        outcome: std::result::Result<Vec<u8>, (String, bool)>,
-    ) {
+    async fn report(&mut self, task: &pb::Task, report: Report) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(REPORT_RETRY_SECS);
         loop {
-            let sent = match &outcome {
-                Ok(bytes) => self
+            let sent = match &report {
+                Report::Done(bytes) => self
                     .client
                     .complete(&self.worker_id, task, bytes)
                     .await
                     .map(|accepted| info!(accepted, "task completed")),
-                Err((reason, retryable)) => self
+                Report::Failed { reason, retryable } => self
                     .client
-                    .fail(&self.worker_id, task, reason, *retryable)
+                    .fail(&self.worker_id, task, reason, *retryable, false)
                     .await
                     .map(|()| info!(reason, retryable, "failure reported")),
+                Report::HandedBack => self
+                    .client
+                    .fail(&self.worker_id, task, SHUTDOWN_REASON, true, true)
+                    .await
+                    .map(|()| info!("task handed back")),
             };
             match sent {
                 Ok(()) => {
-                    let outcome = match &outcome {
-                        Ok(_) => "completed",
-                        Err((reason, _)) if reason == SHUTDOWN_REASON => "handed_back",
-                        Err(_) => "failed",
+                    let outcome = match &report {
+                        Report::Done(_) => "completed",
+                        Report::Failed { .. } => "failed",
+                        Report::HandedBack => "handed_back",
                     };
                     metrics::counter!(WORKER_TASKS, "outcome" => outcome).increment(1);
                     return;
