@@ -25,9 +25,12 @@ pub const EXIT_JOB_CANCELLED: u8 = 4;
 /// Exit code when the job does not exist.
 pub const EXIT_NOT_FOUND: u8 = 5;
 
+/// Exit code of a render stopped by SIGINT or SIGTERM (128 + SIGINT, as shells report it).
+pub const EXIT_INTERRUPTED: u8 = 130;
+
 /// The exit codes, for the commands' `--help`.
 pub const EXIT_CODES_HELP: &str = "Exit codes: 0 ok, 1 error, 2 usage, 3 job failed, \
-                                   4 job cancelled, 5 job not found.";
+                                   4 job cancelled, 5 job not found, 130 interrupted.";
 
 /// Default coordinator address.
 pub const DEFAULT_COORDINATOR: &str = "http://127.0.0.1:50051";

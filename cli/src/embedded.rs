@@ -34,7 +34,8 @@ use crate::submit::upload_bytes;
 #[derive(Debug)]
 pub struct EmbeddedFarm {
     client: Client,
-    stop: watch::Sender<bool>,
+    stop_worker: watch::Sender<bool>,
+    stop_server: watch::Sender<bool>,
     server: JoinHandle<Result<(), ServeError>>,
     worker: JoinHandle<()>,
     _blobs: tempfile::TempDir,
@@ -51,24 +52,26 @@ impl EmbeddedFarm {
         let store = MemoryStore::new(StoreConfig::default());
         let manager = JobManager::new(Arc::new(store), Arc::new(blobs), DecodeLimits::default());
 
-        let (stop, stopped) = watch::channel(false);
+        let (stop_worker, worker_stopped) = watch::channel(false);
+        let (stop_server, server_stopped) = watch::channel(false);
         let until_stopped = |mut stopped: watch::Receiver<bool>| async move {
             let _ = stopped.wait_for(|s| *s).await;
         };
         let (channel, server) = serve_in_process(
             manager,
             ServeOptions::default(),
-            until_stopped(stopped.clone()),
+            until_stopped(server_stopped),
         );
         let worker = tokio::spawn(runner::serve(
             WorkerConfig::default(),
             CoordinatorClient::from_channel(channel.clone(), BearerToken::default()),
             engine,
-            until_stopped(stopped),
+            until_stopped(worker_stopped),
         ));
         Ok(Self {
             client: Client::from_channel(channel, None),
-            stop,
+            stop_worker,
+            stop_server,
             server,
             worker,
             _blobs: blob_dir,
@@ -80,10 +83,11 @@ impl EmbeddedFarm {
         &mut self.client
     }
 
-    /// Stops the worker and the coordinator and waits for both.
+    /// Stops the worker (which hands back a task it is running), then the coordinator.
     pub async fn stop(self) -> anyhow::Result<()> {
-        let _ = self.stop.send(true);
+        let _ = self.stop_worker.send(true);
         self.worker.await.context("the worker task failed")?;
+        let _ = self.stop_server.send(true);
         self.server
             .await
             .context("the coordinator task failed")?

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
+use deepstyle_coordinator::imaging::{self, BitDepth};
 use deepstyle_proto::v1::{self as pb, JobState};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio_stream::StreamExt;
@@ -145,10 +146,11 @@ async fn get(client: &mut Client, job_id: &str) -> anyhow::Result<pb::Job> {
     Ok(client.jobs.get_job(request).await?.into_inner())
 }
 
-/// Downloads a succeeded job's result to `output`.
+/// Downloads a succeeded job's result to `output`, in the format its extension names (8 bits
+/// per channel unless it is `.png`, which keeps the job's depth).
 pub async fn download(client: &mut Client, job_id: &str, output: &Path) -> anyhow::Result<()> {
     let bytes = download_bytes(client, job_id).await?;
-    deepstyle_coordinator::imaging::save_encoded(output, &bytes)?;
+    imaging::save_png_as(output, &bytes, BitDepth::Eight)?;
     println!("wrote {} ({} bytes)", output.display(), bytes.len());
     Ok(())
 }
@@ -200,6 +202,7 @@ pub fn run_jobs(args: &ListArgs) -> anyhow::Result<()> {
 
 /// Runs `deepstyle fetch`.
 pub fn run_fetch(args: &FetchArgs) -> anyhow::Result<()> {
+    imaging::check_output(&args.output, BitDepth::Eight)?;
     runtime()?.block_on(async {
         let mut client = Client::connect(&args.connect).await?;
         let job = get(&mut client, &args.job).await?;

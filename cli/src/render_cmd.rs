@@ -9,13 +9,14 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use deepstyle_coordinator::imaging::{self, BitDepth, DecodeLimits};
+use deepstyle_coordinator::imaging::{self, BitDepth};
+use deepstyle_coordinator::shutdown;
 use deepstyle_worker::farm::config::STYLE_CACHE_ENTRIES;
 use deepstyle_worker::farm::engine::{Engine, EngineSettings};
 use deepstyle_worker::{device, weights};
 use tracing::info;
 
-use crate::client::runtime;
+use crate::client::{runtime, ExitError, EXIT_INTERRUPTED};
 use crate::embedded::{self, EmbeddedFarm, Rendered};
 use crate::progress::RenderProgress;
 use crate::style_args::StyleArgs;
@@ -63,12 +64,12 @@ pub fn render(args: &RenderArgs, progress: Arc<RenderProgress>) -> anyhow::Resul
     if args.save_every == Some(0) {
         bail!("--save-every must be at least 1");
     }
-    if args.threads.is_some_and(|t| t < 1) {
-        bail!("--threads must be at least 1");
+    if let Some(Err(reason)) = args.threads.map(device::check_threads) {
+        bail!("--threads {reason}");
     }
     let device = device::parse_device(&args.device)?;
     let weights_path = args.weights.clone().unwrap_or_else(weights::default_path);
-    info!(device = %device::describe(device), weights = %weights_path.display(), "rendering");
+    info!(device = %device::describe(device, args.threads), weights = %weights_path.display(), "rendering");
 
     runtime()?.block_on(async {
         let engine = Engine::start(EngineSettings {
@@ -80,11 +81,19 @@ pub fn render(args: &RenderArgs, progress: Arc<RenderProgress>) -> anyhow::Resul
         })
         .await?;
         let mut farm = EmbeddedFarm::start(engine)?;
-        let rendered =
-            embedded::render(&mut farm, &args.style, |plan| progress.on_plan(plan)).await;
+        // On ctrl-c or SIGTERM the farm still stops in order, so that its temporary blob
+        // directory (tile results, canvases: gigabytes for large outputs) is removed.
+        let rendered = tokio::select! {
+            rendered = embedded::render(&mut farm, &args.style, |plan| progress.on_plan(plan)) => {
+                Some(rendered)
+            }
+            () = shutdown::signal() => None,
+        };
         progress.finish();
         farm.stop().await?;
-        rendered
+        rendered.unwrap_or_else(|| {
+            Err(ExitError::new(EXIT_INTERRUPTED, "render interrupted; no output written").into())
+        })
     })
 }
 
@@ -98,18 +107,8 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<()> {
         true,
     ));
     let rendered = render(args, progress)?;
-    let is_png = args
-        .output
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("png"));
-    if is_png {
-        imaging::save_encoded(&args.output, &rendered.png)?;
-    } else {
-        let image = imaging::decode(&rendered.png, &DecodeLimits::default())
-            .context("the job's output does not decode")?;
-        imaging::save(&args.output, &image.rgb, image.alpha.as_ref(), args.depth())
-            .context("failed to write output image")?;
-    }
+    imaging::save_png_as(&args.output, &rendered.png, args.depth())
+        .context("failed to write output image")?;
     let (width, height) = (rendered.job.width, rendered.job.height);
     let secs = started.elapsed().as_secs_f64();
     let tiles: usize = (0..rendered.plan.scales.len())

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
+use deepstyle_coordinator::imaging::{self, BitDepth};
 use deepstyle_proto::v1 as pb;
 use deepstyle_proto::CHUNK_BYTES;
 
@@ -66,6 +67,9 @@ pub(crate) async fn upload_bytes(
 pub fn run(args: &SubmitArgs) -> anyhow::Result<()> {
     let style = &args.style;
     style.check()?;
+    if args.wait {
+        imaging::check_output(&args.output, BitDepth::Eight)?;
+    }
     runtime()?.block_on(async {
         let mut client = Client::connect(&args.connect).await?;
         let content = upload(&mut client, &style.content, "content").await?;

@@ -104,7 +104,7 @@ fn broken_style_file_is_named_and_fails() {
 fn bad_options_are_refused_before_work() {
     let content = example("tubingen.jpg");
     let style = example("starry_night.jpg");
-    let cases: [(&[&str], &str); 12] = [
+    let cases: [(&[&str], &str); 14] = [
         (
             &["--style-weights", "1,2"],
             "--style-weights has 2 values for 1 style images",
@@ -129,6 +129,12 @@ fn bad_options_are_refused_before_work() {
         (
             &["--style-layers", "relu1_1,"],
             "--style-layers: invalid params.style_layers: an empty layer name",
+        ),
+        (&["--threads", "100000"], "--threads must be in 1..=1024"),
+        // A missing output directory is found before the render, not after it.
+        (
+            &["-o", "/no/such/dir/out.png"],
+            "cannot write image file /no/such/dir/out.png",
         ),
     ];
     for (extra, expected) in cases {

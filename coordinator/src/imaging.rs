@@ -19,7 +19,7 @@ mod resize;
 mod samples;
 
 pub use decode::{decode, load};
-pub use encode::{check_output, encode_png, save, save_encoded};
+pub use encode::{check_output, encode_png, save, save_encoded, save_png_as};
 pub use error::{ImagingError, Location, Result};
 pub use resize::{fit_longest_side, resize, resize_alpha};
 

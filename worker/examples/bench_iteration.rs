@@ -44,7 +44,7 @@ fn main() -> anyhow::Result<()> {
     let matmul = matmul_flops(device);
     println!(
         "device {}, fp32 matmul {:.1} GFLOP/s",
-        device::describe(device),
+        device::describe(device, None),
         matmul / 1e9
     );
     for (name, optimizer) in [

@@ -3,6 +3,19 @@
 use crate::error::{EngineError, Result};
 use tch::{Cuda, Device};
 
+/// Most CPU threads a worker or render may ask libtorch for; far more than any machine has,
+/// and low enough that a typo (`--threads 100000`) is refused instead of exhausting memory.
+pub const MAX_CPU_THREADS: i32 = 1024;
+
+/// Checks a requested CPU thread count against 1..=[`MAX_CPU_THREADS`].
+pub fn check_threads(threads: i32) -> std::result::Result<(), String> {
+    if (1..=MAX_CPU_THREADS).contains(&threads) {
+        Ok(())
+    } else {
+        Err(format!("must be in 1..={MAX_CPU_THREADS}, not {threads}"))
+    }
+}
+
 /// Parses `auto`, `cpu`, `cuda` or `cuda:N` into a device, checking it exists.
 pub fn parse_device(name: &str) -> Result<Device> {
     let unavailable = |reason: String| EngineError::Device {
@@ -27,10 +40,14 @@ pub fn parse_device(name: &str) -> Result<Device> {
     }
 }
 
-/// Describes a device for logs and progress output.
-pub fn describe(device: Device) -> String {
+/// Describes a device for logs and progress output, with the CPU threads asked for (or
+/// libtorch's default when `None`).
+pub fn describe(device: Device, threads: Option<i32>) -> String {
     match device {
-        Device::Cpu => format!("cpu ({} threads)", tch::get_num_threads()),
+        Device::Cpu => format!(
+            "cpu ({} threads)",
+            threads.unwrap_or_else(tch::get_num_threads)
+        ),
         Device::Cuda(i) => format!("cuda:{i}"),
         other => format!("{other:?}"),
     }
@@ -104,6 +121,16 @@ mod tests {
     fn refuses_missing_cuda_device() {
         let err = parse_device("cuda:99").unwrap_err().to_string();
         assert!(err.contains("CUDA device(s) visible"), "{err}");
+    }
+
+    #[test]
+    fn thread_counts_are_bounded_and_described() {
+        assert!(check_threads(1).is_ok() && check_threads(MAX_CPU_THREADS).is_ok());
+        for bad in [0, -1, MAX_CPU_THREADS + 1, 100_000] {
+            let err = check_threads(bad).unwrap_err();
+            assert!(err.contains(&bad.to_string()), "{err}");
+        }
+        assert_eq!(describe(Device::Cpu, Some(3)), "cpu (3 threads)");
     }
 
     #[test]

@@ -87,7 +87,9 @@ impl OutputFormat {
     }
 }
 
-/// Checks, before any work, that [`save`] can write `path` at `depth`.
+/// Checks, before any work, that [`save`] can write `path` at `depth`: a known extension, a
+/// depth the format holds, and a directory that exists and takes a new file (a probe file is
+/// made there and removed), so that a long render does not end on a bad output path.
 pub fn check_output(path: &Path, depth: BitDepth) -> Result<()> {
     let format = OutputFormat::from_path(path)?;
     if depth == BitDepth::Sixteen && !format.holds_sixteen_bits() {
@@ -96,7 +98,34 @@ pub fn check_output(path: &Path, depth: BitDepth) -> Result<()> {
             format: format.name(),
         });
     }
+    tempfile::Builder::new()
+        .prefix(".")
+        .suffix(".probe")
+        .tempfile_in(output_directory(path))
+        .map_err(|source| ImagingError::Write {
+            path: path.to_path_buf(),
+            source,
+        })?;
     Ok(())
+}
+
+/// Writes a PNG (a job's result) to `path` in the format its extension names: the bytes as
+/// they are for `.png`, otherwise decoded and encoded again by [`save`] at `depth`.
+pub fn save_png_as(path: &Path, png: &[u8], depth: BitDepth) -> Result<()> {
+    let format = OutputFormat::from_path(path)?;
+    if format == OutputFormat::Png {
+        return save_encoded(path, png);
+    }
+    let image = super::decode(png, &super::DecodeLimits::default())?;
+    save(path, &image.rgb, image.alpha.as_ref(), depth)
+}
+
+/// Returns the directory a file at `path` goes into (`.` for a bare file name).
+fn output_directory(path: &Path) -> &Path {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    }
 }
 
 /// Writes an image to `path` in the format its extension names, atomically.
@@ -267,10 +296,7 @@ fn write_atomically(
         path: path.to_path_buf(),
         source,
     };
-    let directory = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
+    let directory = output_directory(path);
     let file_name = path
         .file_name()
         .map(|name| name.to_string_lossy())
@@ -540,5 +566,32 @@ mod tests {
             .fold(0.0, f32::max);
         assert!(worst < 8e-6, "worst channel error {worst}");
         assert!(loaded.alpha.is_some());
+    }
+
+    #[test]
+    fn output_checks_find_a_missing_directory_and_leave_no_probe() {
+        let dir = tempfile::tempdir().unwrap();
+        check_output(&dir.path().join("out.png"), BitDepth::Eight).unwrap();
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        let missing = dir.path().join("no/such/out.png");
+        let err = check_output(&missing, BitDepth::Eight).unwrap_err();
+        assert!(matches!(err, ImagingError::Write { .. }), "{err}");
+        assert!(err.to_string().contains("no/such/out.png"), "{err}");
+    }
+
+    #[test]
+    fn png_results_are_written_in_the_format_the_extension_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = Rgb32FImage::from_pixel(8, 4, image::Rgb([0.25, 0.5, 0.75]));
+        let png = encode_png(&image, None, BitDepth::Eight).unwrap();
+        let as_png = dir.path().join("a.png");
+        save_png_as(&as_png, &png, BitDepth::Eight).unwrap();
+        assert_eq!(std::fs::read(&as_png).unwrap(), png);
+        let as_jpeg = dir.path().join("a.jpg");
+        save_png_as(&as_jpeg, &png, BitDepth::Eight).unwrap();
+        assert_eq!(&std::fs::read(&as_jpeg).unwrap()[..3], &[0xFF, 0xD8, 0xFF]);
+        let gif = dir.path().join("a.gif");
+        assert!(save_png_as(&gif, &png, BitDepth::Eight).is_err());
+        assert!(!gif.exists());
     }
 }

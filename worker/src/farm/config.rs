@@ -76,8 +76,8 @@ impl WorkerConfig {
         if !(self.coordinator.starts_with("http://") || self.coordinator.starts_with("https://")) {
             return invalid("coordinator", "must start with http:// or https://");
         }
-        if self.threads.is_some_and(|t| t < 1) {
-            return invalid("threads", "must be at least 1");
+        if let Some(Err(reason)) = self.threads.map(crate::device::check_threads) {
+            return Err(ConfigError::invalid("threads", &reason));
         }
         if self.heartbeat_ms.is_some_and(|h| h < 10) {
             return invalid("heartbeat_ms", "must be at least 10");

@@ -90,7 +90,7 @@ pub async fn serve(
     engine: Engine,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    let device_name = device::describe(engine.device());
+    let device_name = device::describe(engine.device(), config.threads);
     let memory_bytes = config
         .memory_bytes
         .or_else(|| device::memory_bytes(engine.device()))
