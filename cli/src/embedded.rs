@@ -37,7 +37,7 @@ pub struct EmbeddedFarm {
     stop_worker: watch::Sender<bool>,
     stop_server: watch::Sender<bool>,
     server: JoinHandle<Result<(), ServeError>>,
-    worker: JoinHandle<()>,
+    worker: JoinHandle<deepstyle_worker::farm::Result<()>>,
     _blobs: tempfile::TempDir,
 }
 
@@ -86,7 +86,10 @@ impl EmbeddedFarm {
     /// Stops the worker (which hands back a task it is running), then the coordinator.
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.stop_worker.send(true);
-        self.worker.await.context("the worker task failed")?;
+        self.worker
+            .await
+            .context("the worker task failed")?
+            .context("the in-process worker was refused")?;
         let _ = self.stop_server.send(true);
         self.server
             .await

@@ -235,14 +235,18 @@ pub fn run_workers(args: &ListArgs) -> anyhow::Result<()> {
             .await?
             .into_inner()
             .workers;
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
         for w in workers.iter().take(args.limit as usize) {
+            // The coordinator stamps with Redis's clock; a small skew can make this negative.
+            let age_secs = (now_ms - w.last_seen_unix_ms).max(0) / 1000;
             println!(
-                "{}  {:<20}  memory {} MiB  tasks {}  last seen {} ms",
+                "{}  {:<20}  memory {} MiB  tasks {}  last seen {age_secs} s ago",
                 w.worker_id,
                 w.device,
                 w.memory_bytes >> 20,
                 w.tasks_done,
-                w.last_seen_unix_ms
             );
         }
         Ok(())

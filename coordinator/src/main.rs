@@ -55,7 +55,19 @@ struct Args {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
+    // `{:#}` prints the cause chain on one line, without the backtrace that returning the
+    // error from main prints whenever RUST_BACKTRACE is set.
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
     let mut config = CoordinatorConfig::load(args.config.as_deref())?;
     config.listen = args.listen.unwrap_or(config.listen);
@@ -76,7 +88,7 @@ async fn main() -> anyhow::Result<()> {
         Some(url) => Arc::new(
             RedisStore::connect(url, &config.key_prefix, config.store_config())
                 .await
-                .context("failed to connect to redis")?,
+                .with_context(|| format!("failed to connect to redis at {}", redacted(url)))?,
         ),
         None => Arc::new(MemoryStore::new(config.store_config())),
     };
@@ -112,4 +124,15 @@ async fn main() -> anyhow::Result<()> {
     };
     service::serve(listener, manager, options, shutdown::signal()).await?;
     Ok(())
+}
+
+/// Returns `url` with any password replaced, for error messages.
+fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
 }

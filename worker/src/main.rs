@@ -46,7 +46,19 @@ struct Args {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
+    // `{:#}` prints the cause chain on one line, without the backtrace that returning the
+    // error from main prints whenever RUST_BACKTRACE is set.
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
     let mut config = WorkerConfig::load(args.config.as_deref())?;
     config.coordinator = args.coordinator.unwrap_or(config.coordinator);

@@ -27,6 +27,18 @@ use crate::device;
 /// Pause after a failed call to the coordinator before the next one, in milliseconds.
 const RETRY_DELAY_MS: u64 = 500;
 
+/// Longest pause between registration attempts while the coordinator is unreachable, in
+/// milliseconds; the pause doubles from [`RETRY_DELAY_MS`] up to this.
+const MAX_REGISTER_DELAY_MS: u64 = 10_000;
+
+/// Answers to registration that retrying cannot change: a wrong or missing token, or an
+/// address that serves something other than a DeepStyle coordinator.
+const PERMANENT_REFUSALS: [tonic::Code; 3] = [
+    tonic::Code::Unauthenticated,
+    tonic::Code::PermissionDenied,
+    tonic::Code::Unimplemented,
+];
+
 /// How long results are retried while the coordinator is unreachable, in seconds.
 const REPORT_RETRY_SECS: u64 = 30;
 
@@ -78,18 +90,21 @@ pub async fn run(
         deepstyle_coordinator::metrics::serve(addr)
             .context("failed to start the metrics endpoint")?;
     }
-    serve(config, client, engine, shutdown).await;
+    serve(config, client, engine, shutdown)
+        .await
+        .context("the coordinator refused this worker")?;
     Ok(())
 }
 
-/// Serves tasks with a started engine over `client` until `shutdown` resolves; the
-/// coordinator address and engine settings of `config` are not used.
+/// Serves tasks with a started engine over `client` until `shutdown` resolves, or until the
+/// coordinator refuses this worker for good (see [`PERMANENT_REFUSALS`]); the coordinator
+/// address and engine settings of `config` are not used.
 pub async fn serve(
     config: WorkerConfig,
     client: CoordinatorClient,
     engine: Engine,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) {
+) -> Result<()> {
     let device_name = device::describe(engine.device(), config.threads);
     let memory_bytes = config
         .memory_bytes
@@ -116,8 +131,9 @@ pub async fn serve(
         heartbeat_ms: 0,
         stop: stop_rx,
     };
-    worker.serve().await;
+    let served = worker.serve().await;
     info!("worker stopped");
+    served
 }
 
 struct Worker {
@@ -144,7 +160,8 @@ impl Worker {
         }
     }
 
-    async fn register(&mut self) {
+    async fn register(&mut self) -> Result<()> {
+        let mut delay_ms = RETRY_DELAY_MS;
         while !self.stopping() {
             match self
                 .client
@@ -155,21 +172,31 @@ impl Worker {
                     self.heartbeat_ms = self.config.heartbeat_ms.unwrap_or(interval_ms).max(10);
                     info!(worker_id = %id, device = %self.device_name, "registered");
                     self.worker_id = id;
-                    return;
+                    return Ok(());
                 }
                 // A call cut short by our own stop (the embedded farm stopping after a refused
                 // job) is no trouble to report.
-                Err(_) if self.stopping() => return,
+                Err(_) if self.stopping() => return Ok(()),
+                Err(e) if e.code().is_some_and(|c| PERMANENT_REFUSALS.contains(&c)) => {
+                    error!(error = %e, "registration refused");
+                    return Err(e);
+                }
                 Err(e) => {
-                    warn!(error = %e, "cannot register, retrying");
-                    self.pause().await;
+                    warn!(error = %e, retry_in_ms = delay_ms, "cannot register, retrying");
+                    let delay = tokio::time::sleep(Duration::from_millis(delay_ms));
+                    tokio::select! {
+                        _ = delay => {}
+                        _ = self.stop.wait_for(|s| *s) => {}
+                    }
+                    delay_ms = (delay_ms * 2).min(MAX_REGISTER_DELAY_MS);
                 }
             }
         }
+        Ok(())
     }
 
-    async fn serve(&mut self) {
-        self.register().await;
+    async fn serve(&mut self) -> Result<()> {
+        self.register().await?;
         while !self.stopping() {
             let mut client = self.client.clone();
             let mut stop = self.stop.clone();
@@ -187,7 +214,7 @@ impl Worker {
                 Ok(None) => {}
                 Err(e) if e.code() == Some(tonic::Code::NotFound) => {
                     warn!(error = %e, "coordinator forgot this worker, registering again");
-                    self.register().await;
+                    self.register().await?;
                 }
                 Err(_) if self.stopping() => break,
                 Err(e) => {
@@ -196,6 +223,7 @@ impl Worker {
                 }
             }
         }
+        Ok(())
     }
 
     async fn run_task(&mut self, task: pb::Task) {
