@@ -22,6 +22,7 @@ pub mod blob;
 pub mod color;
 pub mod config;
 pub mod defaults;
+pub mod exit;
 pub mod ids;
 pub mod imaging;
 pub mod jobs;

@@ -56,15 +56,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    // `{:#}` prints the cause chain on one line, without the backtrace that returning the
-    // error from main prints whenever RUST_BACKTRACE is set.
-    match run().await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    deepstyle_coordinator::exit::report(run().await)
 }
 
 async fn run() -> anyhow::Result<()> {
