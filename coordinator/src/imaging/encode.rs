@@ -91,13 +91,7 @@ impl OutputFormat {
 /// depth the format holds, and a directory that exists and takes a new file (a probe file is
 /// made there and removed), so that a long render does not end on a bad output path.
 pub fn check_output(path: &Path, depth: BitDepth) -> Result<()> {
-    let format = OutputFormat::from_path(path)?;
-    if depth == BitDepth::Sixteen && !format.holds_sixteen_bits() {
-        return Err(ImagingError::UnsupportedDepth {
-            path: path.to_path_buf(),
-            format: format.name(),
-        });
-    }
+    output_format(path, depth)?;
     tempfile::Builder::new()
         .prefix(".")
         .suffix(".probe")
@@ -107,6 +101,18 @@ pub fn check_output(path: &Path, depth: BitDepth) -> Result<()> {
             source,
         })?;
     Ok(())
+}
+
+/// Returns the format `path`'s extension names, if it holds `depth`.
+fn output_format(path: &Path, depth: BitDepth) -> Result<OutputFormat> {
+    let format = OutputFormat::from_path(path)?;
+    if depth == BitDepth::Sixteen && !format.holds_sixteen_bits() {
+        return Err(ImagingError::UnsupportedDepth {
+            path: path.to_path_buf(),
+            format: format.name(),
+        });
+    }
+    Ok(format)
 }
 
 /// Writes a PNG (a job's result) to `path` in the format its extension names: the bytes as
@@ -141,8 +147,8 @@ pub fn save(
     alpha: Option<&GrayF32>,
     depth: BitDepth,
 ) -> Result<()> {
-    check_output(path, depth)?;
-    let format = OutputFormat::from_path(path)?;
+    // No directory probe here: the temporary file below finds a bad directory as well.
+    let format = output_format(path, depth)?;
     let alpha = match alpha {
         Some(_) if !format.holds_alpha() => {
             let format = format.name();

@@ -152,8 +152,9 @@ impl Worker {
         *self.stop.borrow()
     }
 
-    async fn pause(&mut self) {
-        let delay = tokio::time::sleep(Duration::from_millis(RETRY_DELAY_MS));
+    /// Waits `delay_ms` milliseconds, or less if the worker is told to stop.
+    async fn pause(&mut self, delay_ms: u64) {
+        let delay = tokio::time::sleep(Duration::from_millis(delay_ms));
         tokio::select! {
             _ = delay => {}
             _ = self.stop.wait_for(|s| *s) => {}
@@ -183,11 +184,7 @@ impl Worker {
                 }
                 Err(e) => {
                     warn!(error = %e, retry_in_ms = delay_ms, "cannot register, retrying");
-                    let delay = tokio::time::sleep(Duration::from_millis(delay_ms));
-                    tokio::select! {
-                        _ = delay => {}
-                        _ = self.stop.wait_for(|s| *s) => {}
-                    }
+                    self.pause(delay_ms).await;
                     delay_ms = (delay_ms * 2).min(MAX_REGISTER_DELAY_MS);
                 }
             }
@@ -219,7 +216,7 @@ impl Worker {
                 Err(_) if self.stopping() => break,
                 Err(e) => {
                     warn!(error = %e, "lease failed, retrying");
-                    self.pause().await;
+                    self.pause(RETRY_DELAY_MS).await;
                 }
             }
         }
@@ -329,6 +326,7 @@ impl Worker {
                     .fail(&self.worker_id, task, reason, *retryable, false)
                     .await
                     .map(|()| info!(reason, retryable, "failure reported")),
+                // retryable too, so that a coordinator without `handed_back` still requeues it.
                 Report::HandedBack => self
                     .client
                     .fail(&self.worker_id, task, SHUTDOWN_REASON, true, true)
